@@ -1,0 +1,42 @@
+package v1alpha1
+
+// ConditionReady is the one condition both kinds report. It is True when the
+// credentials exist and the token server has what it needs to serve them.
+const ConditionReady = "Ready"
+
+// Reasons of the Ready condition.
+const (
+	// ReasonIssued surfaces when the credentials exist and the verifier Secret
+	// the token server reads is up to date.
+	ReasonIssued = "Issued"
+
+	// ReasonWaitingForSecret surfaces when spec.existingSecret (or a User's
+	// passwordSecretRef) names a Secret that does not exist yet, or lacks a key.
+	// Nothing is generated; the object becomes Ready when the Secret appears.
+	ReasonWaitingForSecret = "WaitingForSecret"
+
+	// ReasonConflict surfaces when another object already claims the same
+	// clientID, numericID or username. The older claim keeps it.
+	ReasonConflict = "Conflict"
+
+	// ReasonInvalid surfaces when the spec passed API validation but cannot be
+	// served, for example a Secret whose values are not usable credentials.
+	ReasonInvalid = "Invalid"
+
+	// ReasonDisabled surfaces when a User has spec.disabled set: its verifier is
+	// kept so that every token it holds fails, and no new login succeeds.
+	ReasonDisabled = "Disabled"
+)
+
+// Annotations and labels that are part of the API.
+const (
+	// AnnotationRotate: set it to a new value (any string, e.g. a date) to
+	// rotate an OAuthClient's secrets. The previous secret keeps working for
+	// spec.rotationGracePeriod.
+	AnnotationRotate = "auth.tokensmith.io/rotate"
+
+	// LabelManagedBy marks every Secret tokensmith writes.
+	LabelManagedBy = "app.kubernetes.io/managed-by"
+	// ManagedByValue is the value of LabelManagedBy.
+	ManagedByValue = "tokensmith"
+)

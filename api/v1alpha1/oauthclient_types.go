@@ -1,0 +1,163 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// GrantType is a way an OAuthClient may obtain tokens.
+// +kubebuilder:validation:Enum=client_credentials;password;refresh_token;session
+type GrantType string
+
+const (
+	// GrantClientCredentials allows POST /v1/auth/token and grant_type=client_credentials on /oauth/token.
+	GrantClientCredentials GrantType = "client_credentials"
+	// GrantPassword allows grant_type=password on /oauth/token.
+	GrantPassword GrantType = "password"
+	// GrantRefreshToken makes password logins return a refresh token and allows grant_type=refresh_token.
+	GrantRefreshToken GrantType = "refresh_token"
+	// GrantSession allows POST /api/auth/session/{numericID} with API_KEY and API_SECRET.
+	GrantSession GrantType = "session"
+)
+
+// TokenFormat is the shape of the access tokens a client receives.
+// +kubebuilder:validation:Enum=jwt;opaque
+type TokenFormat string
+
+const (
+	// TokenFormatJWT issues signed JWTs that resource servers can verify with the JWKS.
+	TokenFormatJWT TokenFormat = "jwt"
+	// TokenFormatOpaque issues encrypted opaque tokens ("sk-..."), checked through introspection.
+	TokenFormatOpaque TokenFormat = "opaque"
+)
+
+// OAuthClientSpec describes a machine client and what it may do.
+// +kubebuilder:validation:XValidation:rule="!has(oldSelf.clientID) || has(self.clientID) && self.clientID == oldSelf.clientID",message="clientID cannot be changed or removed once set"
+// +kubebuilder:validation:XValidation:rule="!has(self.grantTypes) || !self.grantTypes.exists(g, g == 'session') || has(self.numericID)",message="numericID is required when the session grant is enabled"
+type OAuthClientSpec struct {
+	// grantTypes lists the ways this client may obtain tokens.
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=4
+	// +listType=set
+	// +kubebuilder:default={client_credentials}
+	// +optional
+	GrantTypes []GrantType `json:"grantTypes,omitempty"`
+
+	// scopes this client may request. Tokens carry the requested subset, or all of them when none is requested.
+	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:items:Pattern=`^[\x21\x23-\x5B\x5D-\x7E]+$`
+	// +kubebuilder:validation:items:MaxLength=128
+	// +listType=set
+	// +optional
+	Scopes []string `json:"scopes,omitempty"`
+
+	// accessTokenTTL is the lifetime of access tokens, between 1m and 8784h (366 days).
+	// Defaults to 1h for client_credentials and session tokens, and 8784h for password logins, as Passport does.
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1m') && duration(self) <= duration('8784h')",message="accessTokenTTL must be between 1m and 8784h"
+	// +optional
+	AccessTokenTTL *metav1.Duration `json:"accessTokenTTL,omitempty"`
+
+	// refreshTokenTTL is the lifetime of refresh tokens, between 1m and 8784h. Defaults to 8784h.
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1m') && duration(self) <= duration('8784h')",message="refreshTokenTTL must be between 1m and 8784h"
+	// +optional
+	RefreshTokenTTL *metav1.Duration `json:"refreshTokenTTL,omitempty"`
+
+	// numericID is the integer id used by the session API (POST /api/auth/session/{numericID}).
+	// Unique within the installation.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=9007199254740991
+	// +optional
+	NumericID *int64 `json:"numericID,omitempty"`
+
+	// clientID fixes the client id, for migrations. When empty one is generated once and kept in status.
+	// Cannot be changed once set.
+	// +kubebuilder:validation:MinLength=3
+	// +kubebuilder:validation:MaxLength=128
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9][A-Za-z0-9._~-]*$`
+	// +optional
+	ClientID string `json:"clientID,omitempty"`
+
+	// secretName is the consumer Secret in this namespace that holds the credentials.
+	// Defaults to "<metadata.name>-credentials". An existing Secret's credentials are adopted, never replaced.
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	// +optional
+	SecretName string `json:"secretName,omitempty"`
+
+	// existingSecret means the consumer Secret is provided by someone else: tokensmith never generates
+	// credentials and waits (Ready=False, reason WaitingForSecret) until the Secret holds them.
+	// +optional
+	ExistingSecret bool `json:"existingSecret,omitempty"`
+
+	// tokenFormat is the shape of access tokens: jwt (default) or opaque.
+	// +kubebuilder:default=jwt
+	// +optional
+	TokenFormat TokenFormat `json:"tokenFormat,omitempty"`
+
+	// rotationGracePeriod is how long the previous secret keeps working after a rotation. Defaults to 24h; at most 720h.
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('0s') && duration(self) <= duration('720h')",message="rotationGracePeriod must be between 0s and 720h"
+	// +optional
+	RotationGracePeriod *metav1.Duration `json:"rotationGracePeriod,omitempty"`
+}
+
+// OAuthClientStatus is what the controller observed and did.
+type OAuthClientStatus struct {
+	// clientID is the client id in use (spec.clientID or the generated one).
+	// +optional
+	ClientID string `json:"clientID,omitempty"`
+
+	// secretName is the consumer Secret holding the credentials.
+	// +optional
+	SecretName string `json:"secretName,omitempty"`
+
+	// observedGeneration is the metadata.generation the status describes.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// lastRotationTime is when the secrets were last rotated.
+	// +optional
+	LastRotationTime *metav1.Time `json:"lastRotationTime,omitempty"`
+
+	// previousSecretExpiresAt is when the secret replaced by the last rotation stops working.
+	// +optional
+	PreviousSecretExpiresAt *metav1.Time `json:"previousSecretExpiresAt,omitempty"`
+
+	// conditions: Ready, with a reason from this package's Reason constants.
+	// +listType=map
+	// +listMapKey=type
+	// +optional
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// OAuthClient is a machine client of the token server. The controller keeps its
+// credentials in a consumer Secret in the same namespace.
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=oc,categories=tokensmith
+// +kubebuilder:printcolumn:name="Client ID",type=string,JSONPath=`.status.clientID`
+// +kubebuilder:printcolumn:name="Secret",type=string,JSONPath=`.status.secretName`
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type OAuthClient struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// spec describes the client.
+	// +optional
+	Spec OAuthClientSpec `json:"spec,omitempty"`
+	// status is written by the controller.
+	// +optional
+	Status OAuthClientStatus `json:"status,omitempty"`
+}
+
+// OAuthClientList is a list of OAuthClients.
+// +kubebuilder:object:root=true
+type OAuthClientList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []OAuthClient `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&OAuthClient{}, &OAuthClientList{})
+}

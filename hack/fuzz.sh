@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Runs every Go fuzz target in the module for the given time (default 3s).
+# A fuzz target is a "func FuzzXxx(f *testing.F)" in a _test.go file.
+set -euo pipefail
+fuzztime=${1:-3s}
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+count=0
+while IFS= read -r file; do
+  pkg="./$(dirname "$file")"
+  for target in $(grep -oE '^func (Fuzz[A-Za-z0-9_]+)\(' "$file" | sed -E 's/^func (Fuzz[A-Za-z0-9_]+)\(/\1/'); do
+    echo "--- fuzz $pkg $target ($fuzztime)"
+    go test -run='^$' -fuzz="^${target}\$" -fuzztime="$fuzztime" "$pkg"
+    count=$((count + 1))
+  done
+done < <(git ls-files --cached --others --exclude-standard '*_test.go' | grep -v '^hack/tools/' | sort)
+echo "fuzz: $count targets ran for $fuzztime each"

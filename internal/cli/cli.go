@@ -1,0 +1,49 @@
+// Package cli parses the command line of the tokensmith binary and runs the
+// chosen part: one file per subcommand.
+package cli
+
+import (
+	"fmt"
+	"io"
+)
+
+// command is one subcommand: it parses its own flags and returns an exit code.
+type command struct {
+	summary string
+	run     func(args []string, stdout, stderr io.Writer) int
+}
+
+func commands() map[string]command {
+	return map[string]command{
+		"controller": {"reconcile OAuthClients and Users into Secrets", runController},
+		"server":     {"serve the token APIs from the Secrets the controller writes", runServer},
+		"local":      {"start a local control plane with the controller and the server", runLocal},
+	}
+}
+
+// Main runs the subcommand named by args[0] and returns the process exit code.
+func Main(args []string, stdout, stderr io.Writer) int {
+	cmds := commands()
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage(stderr, cmds)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	cmd, ok := cmds[args[0]]
+	if !ok {
+		fmt.Fprintf(stderr, "tokensmith: unknown command %q\n\n", args[0])
+		usage(stderr, cmds)
+		return 2
+	}
+	return cmd.run(args[1:], stdout, stderr)
+}
+
+func usage(w io.Writer, cmds map[string]command) {
+	fmt.Fprintln(w, "usage: tokensmith <command> [flags]")
+	fmt.Fprintln(w)
+	for _, name := range []string{"controller", "server", "local"} {
+		fmt.Fprintf(w, "  %-11s %s\n", name, cmds[name].summary)
+	}
+}

@@ -1,0 +1,208 @@
+package credstore
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Labels and names of the Secrets in the token server's namespace.
+const (
+	// LabelSecretType selects the Secrets the token server reads; its value says which document the Secret holds.
+	LabelSecretType = "auth.tokensmith.io/secret-type"
+
+	TypeClientVerifier = "client-verifier"
+	TypeUserVerifier   = "user-verifier"
+	TypeSigningKeys    = "signing-keys"
+	TypeRevocations    = "revocations"
+
+	// AnnotationOwner records "namespace/name" of the OAuthClient or User a verifier belongs to.
+	AnnotationOwner = "auth.tokensmith.io/owner"
+
+	// DataKey is the Secret data key that holds the JSON document.
+	DataKey = "verifier.json"
+
+	// SigningKeysSecretName and RevocationsSecretName are fixed: one of each per installation.
+	SigningKeysSecretName = "tokensmith-signing-keys"
+	RevocationsSecretName = "tokensmith-revocations"
+)
+
+// Keys of the consumer Secret an application mounts.
+const (
+	KeyClientID     = "CLIENT_ID"
+	KeyClientSecret = "CLIENT_SECRET"
+	KeyAPIKey       = "API_KEY"
+	KeyAPISecret    = "API_SECRET"
+	KeyTokenURL     = "TOKEN_URL"
+	KeyPassword     = "password"
+)
+
+// ClientVerifierName is the verifier Secret's name for the OAuthClient namespace/name.
+func ClientVerifierName(namespace, name string) string {
+	return verifierName("client", namespace, name)
+}
+
+// UserVerifierName is the verifier Secret's name for the User namespace/name.
+func UserVerifierName(namespace, name string) string {
+	return verifierName("user", namespace, name)
+}
+
+// verifierName builds "<kind>-<namespace>-<name>-<hash>": readable, and unique even
+// where the dashes would make two pairs collide ("a-b"/"c" and "a"/"b-c").
+func verifierName(kind, namespace, name string) string {
+	sum := sha256.Sum256([]byte(namespace + "/" + name))
+	suffix := hex.EncodeToString(sum[:4])
+	readable := kind + "-" + namespace + "-" + name
+	const max = 253 - 9
+	if len(readable) > max {
+		readable = strings.TrimRight(readable[:max], "-.")
+	}
+	return readable + "-" + suffix
+}
+
+// Digest is a fixed-size SHA-256 digest of a high-entropy secret, compared in
+// constant time. Generated secrets carry 256 bits, so a fast digest is as good as
+// a slow hash here and keeps client authentication at one hash per request.
+type Digest [sha256.Size]byte
+
+// DigestOf returns the digest of secret within purpose, so that the digest of
+// an API key can never stand in for the digest of a client secret.
+func DigestOf(purpose, secret string) Digest {
+	h := sha256.New()
+	h.Write([]byte("tokensmith/v1/"))
+	h.Write([]byte(purpose))
+	h.Write([]byte{0})
+	h.Write([]byte(secret))
+	var d Digest
+	h.Sum(d[:0])
+	return d
+}
+
+// Purposes passed to DigestOf.
+const (
+	PurposeClientSecret = "client-secret"
+	PurposeAPIKey       = "api-key"
+	PurposeAPISecret    = "api-secret"
+)
+
+// Equal compares in constant time.
+func (d Digest) Equal(o Digest) bool { return subtle.ConstantTimeCompare(d[:], o[:]) == 1 }
+
+// IsZero reports whether d was never set.
+func (d Digest) IsZero() bool { return d == Digest{} }
+
+// MarshalText encodes as unpadded base64url.
+func (d Digest) MarshalText() ([]byte, error) {
+	return []byte(base64.RawURLEncoding.EncodeToString(d[:])), nil
+}
+
+// UnmarshalText decodes unpadded base64url.
+func (d *Digest) UnmarshalText(b []byte) error {
+	n, err := base64.RawURLEncoding.Decode(d[:], b)
+	if err != nil || n != len(d) || base64.RawURLEncoding.DecodedLen(len(b)) != len(d) {
+		return fmt.Errorf("credstore: digest must be %d bytes of base64url", len(d))
+	}
+	return nil
+}
+
+// SecretDigests are the digests of one generation of an OAuthClient's secrets.
+type SecretDigests struct {
+	ClientSecret Digest `json:"clientSecret"`
+	// APIKey and APISecret are set when the client has the session grant.
+	APIKey    *Digest `json:"apiKey,omitempty"`
+	APISecret *Digest `json:"apiSecret,omitempty"`
+	// ExpiresAt is nil for the current generation and set for a previous one
+	// that still works during a rotation's grace period.
+	ExpiresAt *time.Time `json:"expiresAt,omitempty"`
+}
+
+// ClientVerifier is everything the token server needs to authenticate an
+// OAuthClient and mint its tokens.
+type ClientVerifier struct {
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+	ClientID  string `json:"clientID"`
+	// NumericID is 0 when the client has none.
+	NumericID  int64    `json:"numericID,omitempty"`
+	GrantTypes []string `json:"grantTypes"`
+	Scopes     []string `json:"scopes,omitempty"`
+	// AccessTokenTTL and RefreshTokenTTL are 0 when the client did not set them: each dialect has its default.
+	AccessTokenTTL  Duration `json:"accessTokenTTL,omitempty"`
+	RefreshTokenTTL Duration `json:"refreshTokenTTL,omitempty"`
+	TokenFormat     string   `json:"tokenFormat"`
+	// Secrets: the current generation first, then previous ones until they expire.
+	Secrets []SecretDigests `json:"secrets"`
+}
+
+// UserVerifier is everything the token server needs to log a User in and to
+// decide whether its sessions are still valid.
+type UserVerifier struct {
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+	Username  string `json:"username"`
+	// PasswordHash is an argon2id PHC string.
+	PasswordHash string   `json:"passwordHash"`
+	Scopes       []string `json:"scopes,omitempty"`
+	Clients      []string `json:"clients,omitempty"`
+	Disabled     bool     `json:"disabled,omitempty"`
+	// CredentialGeneration changes whenever the password changes or the user is disabled.
+	CredentialGeneration int64      `json:"credentialGeneration"`
+	SessionsNotBefore    *time.Time `json:"sessionsNotBefore,omitempty"`
+	DeauthorizedDevices  []string   `json:"deauthorizedDevices,omitempty"`
+	// KnownDevices mirrors status.devices so that the server writes a device only once.
+	KnownDevices []string `json:"knownDevices,omitempty"`
+	// LockedUntil mirrors status.lockedUntil so that every replica honours a lockout.
+	LockedUntil *time.Time `json:"lockedUntil,omitempty"`
+	// PasswordSource identifies the password Secret's content ("uid/resourceVersion"), so that
+	// the controller hashes again only when it may have changed.
+	PasswordSource string `json:"passwordSource"`
+}
+
+// Duration is a time.Duration that encodes as a Go duration string.
+type Duration time.Duration
+
+// MarshalText encodes as "1h0m0s".
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+// UnmarshalText parses a Go duration string.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// Revocations is the document of the revocations Secret: revoked token or
+// session ids with the time after which the entry is useless and pruned.
+type Revocations struct {
+	Entries []Revocation `json:"entries"`
+}
+
+// Revocation is one revoked id ("jti" of a token or "sid" of a whole session).
+type Revocation struct {
+	ID        string    `json:"id"`
+	ExpiresAt time.Time `json:"expiresAt"`
+}
+
+// Encode marshals a document for Secret data.
+func Encode(v any) ([]byte, error) { return json.Marshal(v) }
+
+// Decode unmarshals a document from Secret data.
+func Decode(data []byte, v any) error { return json.Unmarshal(data, v) }
+
+// RandomSecret returns n random bytes from crypto/rand as unpadded base64url.
+func RandomSecret(n int) (string, error) {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("credstore: reading random bytes: %w", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b), nil
+}

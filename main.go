@@ -1,0 +1,16 @@
+// Command tokensmith is one binary for every part of tokensmith:
+//
+//	tokensmith controller   reconcile OAuthClients and Users into Secrets
+//	tokensmith server       serve the token APIs from those Secrets
+//	tokensmith local        run a local control plane with both, for development
+package main
+
+import (
+	"os"
+
+	"github.com/tokensmith/tokensmith/internal/cli"
+)
+
+func main() {
+	os.Exit(cli.Main(os.Args[1:], os.Stdout, os.Stderr))
+}
