@@ -1,0 +1,21 @@
+// Package controllers turns OAuthClients and Users into Secrets, and keeps the
+// token server's signing keys.
+//
+// For every object it owns two Secrets: a consumer Secret in the object's
+// namespace with the plaintext credentials the application mounts, and a
+// verifier Secret in the token server's namespace with only what the server
+// needs (digests, an argon2id hash, settings). Kubernetes forbids owner
+// references across namespaces, so verifiers are removed by a finalizer.
+//
+// Rules every reconciler here follows:
+//   - credentials are never regenerated: a Secret is created only after the API
+//     server (not the cache) says it does not exist, and AlreadyExists means
+//     "read it back";
+//   - a reconcile that finds everything up to date writes nothing: documents are
+//     encoded deterministically and compared before any Update;
+//   - status is written once per reconcile, in a defer, only when it changed;
+//   - no secret value ever reaches a log line, an event, a status or an error.
+//
+// Files are split by phase: *_controller.go opens and closes a reconcile,
+// *_secrets.go reads and writes Secrets, *_status.go computes conditions.
+package controllers

@@ -1,0 +1,231 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	authv1alpha1 "github.com/tokensmith/tokensmith/api/v1alpha1"
+	"github.com/tokensmith/tokensmith/internal/credstore"
+)
+
+// OAuthClientReconciler keeps, for each OAuthClient, the consumer Secret in its
+// namespace and the client verifier in the server namespace.
+type OAuthClientReconciler struct {
+	// Client reads through the manager's cache, which holds only labelled Secrets.
+	Client client.Client
+	// APIReader reads from the API server: before generating anything, and for
+	// Secrets tokensmith has not labelled.
+	APIReader client.Reader
+	Scheme    *runtime.Scheme
+	Recorder  events.EventRecorder
+	Options   Options
+}
+
+// SetupWithManager registers the controller. metaCache is the metadata-only
+// watch of unlabelled Secrets (see newSecretMetadataWatch).
+func (r *OAuthClientReconciler) SetupWithManager(mgr ctrl.Manager, metaCache cache.Cache) error {
+	m := secretMapper{
+		reader:          mgr.GetCache(),
+		serverNamespace: r.Options.ServerNamespace,
+		verifierType:    credstore.TypeClientVerifier,
+		list:            func() client.ObjectList { return &authv1alpha1.OAuthClientList{} },
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("oauthclient").
+		For(&authv1alpha1.OAuthClient{}).
+		// A change to one claimant of a clientID or numericID may free it for
+		// another (deletion, a changed numericID): wake every claimant.
+		Watches(&authv1alpha1.OAuthClient{}, handler.EnqueueRequestsFromMapFunc(r.otherClaimants(mgr.GetCache()))).
+		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(m.Map)).
+		WatchesRawSource(metadataSource(metaCache, m)).
+		Complete(r)
+}
+
+// otherClaimants maps an OAuthClient to every OAuthClient sharing one of its claims.
+func (r *OAuthClientReconciler) otherClaimants(reader client.Reader) handler.MapFunc {
+	return func(ctx context.Context, o client.Object) []reconcile.Request {
+		oc, ok := o.(*authv1alpha1.OAuthClient)
+		if !ok {
+			return nil
+		}
+		var reqs []reconcile.Request
+		for _, claim := range oauthClientClaims(oc) {
+			var list authv1alpha1.OAuthClientList
+			if err := reader.List(ctx, &list, client.MatchingFields{indexClaim: claim}); err != nil {
+				ctrl.LoggerFrom(ctx).Error(err, "listing OAuthClients by claim")
+				continue
+			}
+			for i := range list.Items {
+				if list.Items[i].UID != oc.UID {
+					reqs = append(reqs, requestFor(&list.Items[i]))
+				}
+			}
+		}
+		return reqs
+	}
+}
+
+func (r *OAuthClientReconciler) secrets() secretReader {
+	return secretReader{cached: r.Client, api: r.APIReader}
+}
+
+func (r *OAuthClientReconciler) verifierKey(oc *authv1alpha1.OAuthClient) types.NamespacedName {
+	return types.NamespacedName{Namespace: r.Options.ServerNamespace, Name: credstore.ClientVerifierName(oc.Namespace, oc.Name)}
+}
+
+// Reconcile implements reconcile.Reconciler.
+func (r *OAuthClientReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	return requeueOnConflict(r.reconcile(ctx, req))
+}
+
+// reconcile follows the same opening as every reconciler here: get, finalize
+// on deletion, add the finalizer, do the work, write status once on the way out.
+func (r *OAuthClientReconciler) reconcile(ctx context.Context, req ctrl.Request) (res ctrl.Result, retErr error) {
+	oc := &authv1alpha1.OAuthClient{}
+	if err := r.Client.Get(ctx, req.NamespacedName, oc); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !oc.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, r.finalize(ctx, oc)
+	}
+	if err := addFinalizer(ctx, r.Client, oc); err != nil {
+		return ctrl.Result{}, err
+	}
+
+	original := oc.DeepCopy()
+	defer func() {
+		if err := patchStatus(ctx, r.Client, original, oc, equality.Semantic.DeepEqual(original.Status, oc.Status)); err != nil {
+			retErr = errors.Join(retErr, err)
+		}
+	}()
+	oc.Status.ObservedGeneration = oc.Generation
+	return r.reconcileClient(ctx, oc)
+}
+
+// reconcileClient does the work in phases: read the consumer Secret, settle the
+// client id, refuse a conflicting claim, make the consumer Secret complete, and
+// write the verifier that follows it.
+func (r *OAuthClientReconciler) reconcileClient(ctx context.Context, oc *authv1alpha1.OAuthClient) (ctrl.Result, error) {
+	now := r.Options.now()
+	secretKey := types.NamespacedName{Namespace: oc.Namespace, Name: consumerSecretName(oc)}
+	oc.Status.SecretName = secretKey.Name
+
+	consumer, err := r.secrets().get(ctx, secretKey)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if oc.Spec.ExistingSecret {
+		if missing := missingProvidedKeys(oc, consumer); missing != "" {
+			r.setNotReady(oc, now, authv1alpha1.ReasonWaitingForSecret, EventWaitingForSecret, actionWait,
+				fmt.Sprintf("Waiting for Secret %s to hold %s", secretKey.Name, missing))
+			return ctrl.Result{}, nil
+		}
+	}
+
+	clientID, problem := resolveClientID(oc, consumer)
+	if problem != "" {
+		r.setNotReady(oc, now, authv1alpha1.ReasonInvalid, EventInvalid, actionRefuse, problem)
+		return ctrl.Result{}, nil
+	}
+	if oc.Spec.ClientID != "" {
+		oc.Status.ClientID = oc.Spec.ClientID
+	}
+
+	conflict, err := r.findConflict(ctx, oc, clientID)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if conflict != "" {
+		// The older claim keeps working; this one must not be able to mint
+		// tokens under an identity that is not its own.
+		if err := deleteSecret(ctx, r.Client, r.secrets(), r.verifierKey(oc)); err != nil {
+			return ctrl.Result{}, err
+		}
+		r.setNotReady(oc, now, authv1alpha1.ReasonConflict, EventConflict, actionRefuse, conflict)
+		return ctrl.Result{}, nil
+	}
+
+	if !oc.Spec.ExistingSecret {
+		if consumer, err = r.ensureConsumerSecret(ctx, oc, secretKey, consumer, clientID); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+	oc.Status.ClientID = clientID
+
+	current, problem := currentDigests(oc, consumer)
+	if problem != "" {
+		r.setNotReady(oc, now, authv1alpha1.ReasonInvalid, EventInvalid, actionRefuse, problem)
+		return ctrl.Result{}, nil
+	}
+	requeue, err := r.ensureVerifier(ctx, oc, secretKey.Name, current, clientID, now)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	setReady(&oc.Status.Conditions, oc.Generation, now, authv1alpha1.ReasonIssued,
+		fmt.Sprintf("Credentials are in Secret %s", secretKey.Name))
+	return ctrl.Result{RequeueAfter: requeue}, nil
+}
+
+// finalize deletes the verifier, then lets the OAuthClient go. The consumer
+// Secret is owned by the OAuthClient, so garbage collection removes it.
+func (r *OAuthClientReconciler) finalize(ctx context.Context, oc *authv1alpha1.OAuthClient) error {
+	if !controllerutil.ContainsFinalizer(oc, FinalizerVerifier) {
+		return nil
+	}
+	if err := deleteSecret(ctx, r.Client, r.secrets(), r.verifierKey(oc)); err != nil {
+		return err
+	}
+	return removeFinalizer(ctx, r.Client, oc)
+}
+
+// addFinalizer patches the finalizer in only when it is missing.
+func addFinalizer(ctx context.Context, c client.Client, obj client.Object) error {
+	if controllerutil.ContainsFinalizer(obj, FinalizerVerifier) {
+		return nil
+	}
+	before := obj.DeepCopyObject().(client.Object)
+	controllerutil.AddFinalizer(obj, FinalizerVerifier)
+	if err := c.Patch(ctx, obj, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
+		return fmt.Errorf("adding finalizer: %w", err)
+	}
+	return nil
+}
+
+func removeFinalizer(ctx context.Context, c client.Client, obj client.Object) error {
+	before := obj.DeepCopyObject().(client.Object)
+	controllerutil.RemoveFinalizer(obj, FinalizerVerifier)
+	if err := c.Patch(ctx, obj, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
+		return client.IgnoreNotFound(err)
+	}
+	return nil
+}
+
+// patchStatus writes obj's status once, as a merge patch of what this
+// reconcile changed: fields others write (a User's devices and lockedUntil,
+// patched by the token server) are left alone.
+func patchStatus(ctx context.Context, c client.Client, original, obj client.Object, unchanged bool) error {
+	if unchanged {
+		return nil
+	}
+	if err := c.Status().Patch(ctx, obj, client.MergeFrom(original)); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("writing status: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,202 @@
+package controllers
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"maps"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	authv1alpha1 "github.com/tokensmith/tokensmith/api/v1alpha1"
+	"github.com/tokensmith/tokensmith/internal/credstore"
+)
+
+// Finalizers and annotations private to the controller.
+const (
+	// FinalizerVerifier holds an OAuthClient or User until its verifier Secret,
+	// in another namespace and so beyond garbage collection, is deleted.
+	FinalizerVerifier = "auth.tokensmith.io/verifier"
+
+	// AnnotationRotated on a consumer Secret records the value of the owner's
+	// auth.tokensmith.io/rotate annotation that was last acted on. It lives on
+	// the Secret, written together with the new credentials, so that a crash or
+	// a restart can never rotate twice for one request.
+	AnnotationRotated = "auth.tokensmith.io/rotated"
+)
+
+// Event reasons. Normal events tell what happened; Warning events ask a person to act.
+const (
+	// EventGenerated: new credentials were generated into the consumer Secret.
+	EventGenerated = "Generated"
+	// EventAdopted: a pre-existing Secret's credentials were taken over.
+	EventAdopted = "Adopted"
+	// EventFilledIn: keys missing from an existing Secret were generated.
+	EventFilledIn = "FilledIn"
+	// EventRotated: the rotate annotation produced new secrets.
+	EventRotated = "Rotated"
+	// EventSecretChanged: the consumer Secret's credentials changed (for example
+	// by hand); the verifier now accepts them and the old ones until the grace period ends.
+	EventSecretChanged = "SecretChanged"
+	// EventPasswordChanged: a User's password changed; its sessions end.
+	EventPasswordChanged = "PasswordChanged"
+	// EventConflict (Warning): another object already claims the same identifier.
+	EventConflict = "Conflict"
+	// EventWaitingForSecret (Warning): the Secret to read credentials from is missing or incomplete.
+	EventWaitingForSecret = "WaitingForSecret"
+	// EventInvalid (Warning): the Secret holds values that cannot be used.
+	EventInvalid = "Invalid"
+)
+
+// Actions of the events.k8s.io API, which asks what the controller did.
+const (
+	actionCreate  = "Create"
+	actionUpdate  = "Update"
+	actionRotate  = "Rotate"
+	actionWait    = "Wait"
+	actionRefuse  = "Refuse"
+	actionObserve = "Observe"
+)
+
+// requeueOnConflict turns an optimistic-concurrency Conflict into a quiet
+// retry: it means the cache was behind, and the event that brings it up to
+// date is already on its way. Anything else is returned as an error.
+func requeueOnConflict(res ctrl.Result, err error) (ctrl.Result, error) {
+	if err != nil && apierrors.IsConflict(err) {
+		return ctrl.Result{RequeueAfter: conflictRetry}, nil
+	}
+	return res, err
+}
+
+// conflictRetry is how soon a reconcile that lost a write race runs again.
+const conflictRetry = 250 * time.Millisecond
+
+// secretReader reads Secrets from the label-selected cache first and falls
+// back to the API server, which also sees Secrets tokensmith has not labelled
+// and Secrets created so recently that the cache has not caught up.
+type secretReader struct {
+	cached client.Reader
+	api    client.Reader
+}
+
+// get returns the Secret, or (nil, nil) when the API server says it does not exist.
+func (r secretReader) get(ctx context.Context, key types.NamespacedName) (*corev1.Secret, error) {
+	s := &corev1.Secret{}
+	err := r.cached.Get(ctx, key, s)
+	if err == nil {
+		return s, nil
+	}
+	if !apierrors.IsNotFound(err) {
+		return nil, err
+	}
+	if err := r.api.Get(ctx, key, s); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	return s, nil
+}
+
+// verifierSecret builds a verifier Secret in the server namespace.
+func verifierSecret(namespace, name, secretType, owner string, doc []byte) *corev1.Secret {
+	return &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{
+			Namespace: namespace,
+			Name:      name,
+			Labels: map[string]string{
+				authv1alpha1.LabelManagedBy: authv1alpha1.ManagedByValue,
+				credstore.LabelSecretType:   secretType,
+			},
+			Annotations: map[string]string{credstore.AnnotationOwner: owner},
+		},
+		Type: corev1.SecretTypeOpaque,
+		Data: map[string][]byte{credstore.DataKey: doc},
+	}
+}
+
+// applySecret makes the Secret at desired's key hold desired's labels,
+// annotations and data, creating it when absent. existing is what the caller
+// already read (nil when absent). It writes nothing when they already match,
+// which is what keeps a no-op reconcile free of writes.
+func applySecret(ctx context.Context, c client.Client, r secretReader, existing, desired *corev1.Secret) (bool, error) {
+	if existing == nil {
+		err := c.Create(ctx, desired)
+		if err == nil {
+			return true, nil
+		}
+		if !apierrors.IsAlreadyExists(err) {
+			return false, fmt.Errorf("creating Secret %s/%s: %w", desired.Namespace, desired.Name, err)
+		}
+		// Created meanwhile (or the cache lags): read it back and compare.
+		existing = &corev1.Secret{}
+		if err := r.api.Get(ctx, client.ObjectKeyFromObject(desired), existing); err != nil {
+			return false, err
+		}
+	}
+	if secretMatches(existing, desired) {
+		return false, nil
+	}
+	updated := existing.DeepCopy()
+	if updated.Labels == nil {
+		updated.Labels = map[string]string{}
+	}
+	maps.Copy(updated.Labels, desired.Labels)
+	if updated.Annotations == nil {
+		updated.Annotations = map[string]string{}
+	}
+	maps.Copy(updated.Annotations, desired.Annotations)
+	updated.Data = desired.Data
+	// Update, with the resourceVersion we read: if the cache was stale the API
+	// server answers Conflict and the reconcile starts again from fresh data.
+	if err := c.Update(ctx, updated); err != nil {
+		return false, fmt.Errorf("updating Secret %s/%s: %w", desired.Namespace, desired.Name, err)
+	}
+	return true, nil
+}
+
+// secretMatches reports whether existing already carries everything desired asks for.
+func secretMatches(existing, desired *corev1.Secret) bool {
+	for k, v := range desired.Labels {
+		if existing.Labels[k] != v {
+			return false
+		}
+	}
+	for k, v := range desired.Annotations {
+		if existing.Annotations[k] != v {
+			return false
+		}
+	}
+	if len(existing.Data) != len(desired.Data) {
+		return false
+	}
+	for k, v := range desired.Data {
+		if got, ok := existing.Data[k]; !ok || !bytes.Equal(got, v) {
+			return false
+		}
+	}
+	return true
+}
+
+// deleteSecret deletes a Secret the controller owns; absent is fine.
+func deleteSecret(ctx context.Context, c client.Client, r secretReader, key types.NamespacedName) error {
+	s, err := r.get(ctx, key)
+	if err != nil || s == nil {
+		return err
+	}
+	if err := c.Delete(ctx, s, client.Preconditions{UID: &s.UID}); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("deleting Secret %s/%s: %w", key.Namespace, key.Name, err)
+	}
+	return nil
+}
+
+// ownerString is the credstore.AnnotationOwner value of obj.
+func ownerString(obj client.Object) string {
+	return obj.GetNamespace() + "/" + obj.GetName()
+}

@@ -1,0 +1,219 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	authv1alpha1 "github.com/tokensmith/tokensmith/api/v1alpha1"
+)
+
+// The controller reads and writes Secrets in every namespace (consumer Secrets
+// live next to their OAuthClient or User), and writes verifiers, signing keys
+// and the revocations Secret into the server namespace.
+//
+// Leader election additionally needs leases in the manager's namespace; that
+// namespaced Role lives with the deployment manifests, not here.
+//
+// Finalizers and status are written with merge patches; "update" on
+// finalizers is what OwnerReferencesPermissionEnforcement asks of whoever sets
+// blockOwnerDeletion on a consumer Secret.
+//
+// +kubebuilder:rbac:groups=auth.tokensmith.io,resources=oauthclients;users,verbs=get;list;watch;patch
+// +kubebuilder:rbac:groups=auth.tokensmith.io,resources=oauthclients/status;users/status,verbs=patch
+// +kubebuilder:rbac:groups=auth.tokensmith.io,resources=oauthclients/finalizers;users/finalizers,verbs=update
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update;delete
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// Options configure the reconcilers.
+type Options struct {
+	// ServerNamespace is where the token server runs: verifiers, signing keys
+	// and revocations are written there. Required.
+	ServerNamespace string
+	// TokenURL is written into every consumer Secret as TOKEN_URL.
+	TokenURL string
+	// KeyRotationPeriod is how long a signing key is current before it is replaced.
+	KeyRotationPeriod time.Duration
+	// KeyRetention is how long a replaced signing key still verifies; at least
+	// the longest token lifetime (8784h), or tokens would stop verifying early.
+	KeyRetention time.Duration
+	// Now is the clock; nil means time.Now. Tests inject one to cross expiries.
+	Now func() time.Time
+}
+
+// Defaults of Options and of the controller's flags.
+const (
+	DefaultKeyRotationPeriod = 720 * time.Hour
+	DefaultKeyRetention      = 8800 * time.Hour
+)
+
+func (o Options) now() time.Time {
+	if o.Now != nil {
+		return o.Now().UTC()
+	}
+	return time.Now().UTC()
+}
+
+func (o Options) validate() error {
+	if o.ServerNamespace == "" {
+		return errors.New("controllers: Options.ServerNamespace is required")
+	}
+	if o.KeyRotationPeriod < 0 || o.KeyRetention < 0 {
+		return errors.New("controllers: key rotation period and retention must not be negative")
+	}
+	return nil
+}
+
+// ManagerOptions configure NewManager.
+type ManagerOptions struct {
+	// Scheme defaults to the built-in kinds plus tokensmith's.
+	Scheme *runtime.Scheme
+	// MetricsBindAddress serves Prometheus /metrics; "" or "0" disables it.
+	MetricsBindAddress string
+	// HealthProbeBindAddress serves /healthz and /readyz; "" or "0" disables it.
+	HealthProbeBindAddress string
+	// LeaderElection makes only one replica reconcile at a time.
+	LeaderElection bool
+	// LeaderElectionID names the Lease; LeaderElectionNamespace is where it lives
+	// (defaults to the in-cluster namespace).
+	LeaderElectionID        string
+	LeaderElectionNamespace string
+	// SkipControllerNameValidation allows more than one manager per process
+	// (tests, and "tokensmith local" restarting its controller).
+	SkipControllerNameValidation bool
+}
+
+// NewManager builds a manager with the production cache settings: Secrets are
+// cached only when they carry app.kubernetes.io/managed-by=tokensmith, and no
+// object keeps its managedFields in memory. Secrets that tokensmith does not
+// label (a pre-existing or user-provided one) are read with the API reader.
+func NewManager(cfg *rest.Config, o ManagerOptions) (ctrl.Manager, error) {
+	scheme := o.Scheme
+	if scheme == nil {
+		scheme = Scheme()
+	}
+	strip := cache.TransformStripManagedFields()
+	mopts := ctrl.Options{
+		Scheme: scheme,
+		Cache: cache.Options{
+			DefaultTransform: strip,
+			ByObject: map[client.Object]cache.ByObject{
+				&corev1.Secret{}: {
+					Label:     managedSelector(),
+					Transform: strip,
+				},
+			},
+		},
+		Metrics:                 metricsserver.Options{BindAddress: o.MetricsBindAddress},
+		HealthProbeBindAddress:  o.HealthProbeBindAddress,
+		LeaderElection:          o.LeaderElection,
+		LeaderElectionID:        o.LeaderElectionID,
+		LeaderElectionNamespace: o.LeaderElectionNamespace,
+		// "tokensmith controller" exits as soon as the manager stops, so the
+		// Lease can be handed over at once instead of after it expires.
+		LeaderElectionReleaseOnCancel: true,
+	}
+	if o.SkipControllerNameValidation {
+		skip := true
+		mopts.Controller = config.Controller{SkipNameValidation: &skip}
+	}
+	if mopts.Metrics.BindAddress == "" {
+		mopts.Metrics.BindAddress = "0"
+	}
+	if mopts.HealthProbeBindAddress == "0" {
+		mopts.HealthProbeBindAddress = ""
+	}
+	mgr, err := ctrl.NewManager(cfg, mopts)
+	if err != nil {
+		return nil, fmt.Errorf("controllers: creating the manager: %w", err)
+	}
+	if mopts.HealthProbeBindAddress != "" {
+		if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+			return nil, err
+		}
+		// Ready once the informers have synced: before that, a reconcile
+		// could not see the Secrets it is about to compare against.
+		if err := mgr.AddReadyzCheck("readyz", cacheSynced(mgr.GetCache())); err != nil {
+			return nil, err
+		}
+	}
+	return mgr, nil
+}
+
+// Scheme knows the built-in kinds and tokensmith's.
+func Scheme() *runtime.Scheme {
+	s := runtime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(s))
+	utilruntime.Must(authv1alpha1.AddToScheme(s))
+	return s
+}
+
+func cacheSynced(c cache.Cache) healthz.Checker {
+	return func(req *http.Request) error {
+		ctx, cancel := context.WithTimeout(req.Context(), time.Second)
+		defer cancel()
+		if !c.WaitForCacheSync(ctx) {
+			return errors.New("informer caches have not synced")
+		}
+		return nil
+	}
+}
+
+func managedSelector() labels.Selector {
+	return labels.SelectorFromSet(labels.Set{authv1alpha1.LabelManagedBy: authv1alpha1.ManagedByValue})
+}
+
+// Setup registers the OAuthClient, User and signing-keys reconcilers with mgr.
+func Setup(mgr ctrl.Manager, opts Options) error {
+	if err := opts.validate(); err != nil {
+		return err
+	}
+	if opts.KeyRotationPeriod == 0 {
+		opts.KeyRotationPeriod = DefaultKeyRotationPeriod
+	}
+	if opts.KeyRetention == 0 {
+		opts.KeyRetention = DefaultKeyRetention
+	}
+	if err := setupIndexes(mgr); err != nil {
+		return err
+	}
+	watch, err := newSecretMetadataWatch(mgr)
+	if err != nil {
+		return err
+	}
+	recorder := mgr.GetEventRecorder("tokensmith-controller")
+	oc := &OAuthClientReconciler{
+		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Scheme: mgr.GetScheme(),
+		Recorder: recorder, Options: opts,
+	}
+	if err := oc.SetupWithManager(mgr, watch); err != nil {
+		return fmt.Errorf("controllers: setting up the OAuthClient controller: %w", err)
+	}
+	u := &UserReconciler{
+		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Scheme: mgr.GetScheme(),
+		Recorder: recorder, Options: opts,
+	}
+	if err := u.SetupWithManager(mgr, watch); err != nil {
+		return fmt.Errorf("controllers: setting up the User controller: %w", err)
+	}
+	sk := &SigningKeysReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Options: opts}
+	if err := sk.SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("controllers: setting up the signing-keys controller: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,197 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
+	authv1alpha1 "github.com/tokensmith/tokensmith/api/v1alpha1"
+	"github.com/tokensmith/tokensmith/internal/credstore"
+	"github.com/tokensmith/tokensmith/internal/password"
+)
+
+// passwordSecretKey is the Secret name and key u's password is read from.
+func passwordSecretKey(u *authv1alpha1.User) (string, string) {
+	if ref := u.Spec.PasswordSecretRef; ref != nil {
+		key := ref.Key
+		if key == "" {
+			key = credstore.KeyPassword
+		}
+		return ref.Name, key
+	}
+	return u.Name + "-password", credstore.KeyPassword
+}
+
+// passwordSecret returns the Secret holding u's password, or nil when a
+// referenced Secret does not exist yet. Without a reference it generates the
+// password once into "<name>-password", owned by u.
+func (r *UserReconciler) passwordSecret(ctx context.Context, u *authv1alpha1.User, key types.NamespacedName, dataKey string) (*corev1.Secret, error) {
+	s, err := r.secrets().get(ctx, key)
+	if err != nil || u.Spec.PasswordSecretRef != nil {
+		return s, err
+	}
+	if s == nil {
+		// secrets().get asked the API server, not only the cache: it is
+		// safe to generate.
+		pw, err := credstore.RandomSecret(secretBytes)
+		if err != nil {
+			return nil, err
+		}
+		s = &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{
+				Namespace: key.Namespace,
+				Name:      key.Name,
+				Labels:    map[string]string{authv1alpha1.LabelManagedBy: authv1alpha1.ManagedByValue},
+			},
+			Type: corev1.SecretTypeOpaque,
+			Data: map[string][]byte{dataKey: []byte(pw)},
+		}
+		if err := controllerutil.SetControllerReference(u, s, r.Scheme); err != nil {
+			return nil, err
+		}
+		err = r.Client.Create(ctx, s)
+		if err == nil {
+			emit(r.Recorder, u, corev1.EventTypeNormal, EventGenerated, actionCreate, "Generated a password into Secret %s", key.Name)
+			return s, nil
+		}
+		if !apierrors.IsAlreadyExists(err) {
+			return nil, fmt.Errorf("creating Secret %s: %w", key, err)
+		}
+		s = &corev1.Secret{}
+		if err := r.APIReader.Get(ctx, key, s); err != nil {
+			return nil, err
+		}
+	}
+
+	// Adopt an existing Secret of that name: label and own it, and fill in
+	// the password only if it has none.
+	desired := s.DeepCopy()
+	if desired.Labels == nil {
+		desired.Labels = map[string]string{}
+	}
+	desired.Labels[authv1alpha1.LabelManagedBy] = authv1alpha1.ManagedByValue
+	if err := controllerutil.SetControllerReference(u, desired, r.Scheme); err != nil {
+		if _, owned := err.(*controllerutil.AlreadyOwnedError); !owned {
+			return nil, err
+		}
+		if err := controllerutil.SetOwnerReference(u, desired, r.Scheme); err != nil {
+			return nil, err
+		}
+	}
+	if len(desired.Data[dataKey]) == 0 {
+		pw, err := credstore.RandomSecret(secretBytes)
+		if err != nil {
+			return nil, err
+		}
+		if desired.Data == nil {
+			desired.Data = map[string][]byte{}
+		}
+		desired.Data[dataKey] = []byte(pw)
+	}
+	if equality.Semantic.DeepEqual(s.ObjectMeta, desired.ObjectMeta) && equality.Semantic.DeepEqual(s.Data, desired.Data) {
+		return s, nil
+	}
+	if err := r.Client.Update(ctx, desired); err != nil {
+		return nil, fmt.Errorf("updating Secret %s: %w", key, err)
+	}
+	emit(r.Recorder, u, corev1.EventTypeNormal, EventAdopted, actionUpdate, "Adopted Secret %s for the password", key.Name)
+	return desired, nil
+}
+
+// ensureVerifier writes u's verifier. The argon2id hash is the expensive part
+// and is computed only when the password may have changed: the verifier
+// remembers which version of the password Secret it hashed (PasswordSource),
+// and a new version whose password still verifies (a label was added, another
+// key changed) keeps the old hash and the old credential generation.
+func (r *UserReconciler) ensureVerifier(ctx context.Context, u *authv1alpha1.User, pwSecret *corev1.Secret, pw string, now time.Time) error {
+	key := r.verifierKey(u)
+	existing, err := r.secrets().get(ctx, key)
+	if err != nil {
+		return err
+	}
+	var old credstore.UserVerifier
+	hasOld := existing != nil && credstore.Decode(existing.Data[credstore.DataKey], &old) == nil
+
+	source := string(pwSecret.UID) + "/" + pwSecret.ResourceVersion
+	hash := old.PasswordHash
+	// Never count backwards, even if someone deleted the verifier: a refresh
+	// token of an old generation must not come back to life.
+	generation := max(old.CredentialGeneration, u.Status.CredentialGeneration)
+	bump := false
+	if !hasOld || old.PasswordSource != source || hash == "" {
+		same := false
+		if hash != "" {
+			same, _ = password.Verify(hash, pw)
+		}
+		if !same {
+			params := r.HashParams
+			if params == (password.Params{}) {
+				params = password.Default
+			}
+			if hash, err = password.Hash(pw, params); err != nil {
+				return err
+			}
+			bump = true
+			t := metav1.NewTime(now.Truncate(time.Second))
+			u.Status.PasswordChangedTime = &t
+			if hasOld {
+				emit(r.Recorder, u, corev1.EventTypeNormal, EventPasswordChanged, actionUpdate,
+					"The password in Secret %s changed; every session of this user has ended", pwSecret.Name)
+			}
+		}
+	}
+	if hasOld && !old.Disabled && u.Spec.Disabled {
+		bump = true
+	}
+	if bump || generation == 0 {
+		generation++
+	}
+	u.Status.CredentialGeneration = generation
+
+	doc, err := credstore.Encode(buildUserVerifier(u, hash, source, generation))
+	if err != nil {
+		return err
+	}
+	desired := verifierSecret(key.Namespace, key.Name, credstore.TypeUserVerifier, ownerString(u), doc)
+	_, err = applySecret(ctx, r.Client, r.secrets(), existing, desired)
+	return err
+}
+
+// buildUserVerifier is deterministic: same User, same bytes.
+func buildUserVerifier(u *authv1alpha1.User, hash, source string, generation int64) credstore.UserVerifier {
+	v := credstore.UserVerifier{
+		Namespace:            u.Namespace,
+		Name:                 u.Name,
+		Username:             u.Spec.Username,
+		PasswordHash:         hash,
+		Scopes:               sortedSet(u.Spec.Scopes),
+		Clients:              sortedSet(u.Spec.Clients),
+		Disabled:             u.Spec.Disabled,
+		CredentialGeneration: generation,
+		SessionsNotBefore:    utcTime(u.Spec.SessionsNotBefore),
+		DeauthorizedDevices:  sortedSet(u.Spec.DeauthorizedDevices),
+		LockedUntil:          utcTime(u.Status.LockedUntil),
+		PasswordSource:       source,
+	}
+	devices := make([]string, 0, len(u.Status.Devices))
+	for _, d := range u.Status.Devices {
+		devices = append(devices, d.Name)
+	}
+	v.KnownDevices = sortedSet(devices)
+	return v
+}
+
+func utcTime(t *metav1.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	u := t.UTC()
+	return &u
+}

@@ -1,0 +1,200 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/selection"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
+
+	authv1alpha1 "github.com/tokensmith/tokensmith/api/v1alpha1"
+	"github.com/tokensmith/tokensmith/internal/credstore"
+)
+
+// Field indexes on the cached OAuthClients and Users.
+const (
+	// indexClaim holds "clientID=<id>" and "numericID=<n>": what an OAuthClient
+	// claims in the whole installation.
+	indexClaim = "auth.tokensmith.io/claim"
+	// indexSecretName holds the name of the Secret an object reads credentials from.
+	indexSecretName = "auth.tokensmith.io/secret-name"
+	// indexUsername holds a User's spec.username.
+	indexUsername = "auth.tokensmith.io/username"
+)
+
+func setupIndexes(mgr ctrl.Manager) error {
+	ctx := context.Background()
+	fi := mgr.GetFieldIndexer()
+	if err := fi.IndexField(ctx, &authv1alpha1.OAuthClient{}, indexClaim, func(o client.Object) []string {
+		return oauthClientClaims(o.(*authv1alpha1.OAuthClient))
+	}); err != nil {
+		return err
+	}
+	if err := fi.IndexField(ctx, &authv1alpha1.OAuthClient{}, indexSecretName, func(o client.Object) []string {
+		return []string{consumerSecretName(o.(*authv1alpha1.OAuthClient))}
+	}); err != nil {
+		return err
+	}
+	if err := fi.IndexField(ctx, &authv1alpha1.User{}, indexUsername, func(o client.Object) []string {
+		return []string{o.(*authv1alpha1.User).Spec.Username}
+	}); err != nil {
+		return err
+	}
+	return fi.IndexField(ctx, &authv1alpha1.User{}, indexSecretName, func(o client.Object) []string {
+		name, _ := passwordSecretKey(o.(*authv1alpha1.User))
+		return []string{name}
+	})
+}
+
+// oauthClientClaims are the identifiers oc holds against every other OAuthClient.
+func oauthClientClaims(oc *authv1alpha1.OAuthClient) []string {
+	var claims []string
+	if id := claimedClientID(oc); id != "" {
+		claims = append(claims, claimClientID(id))
+	}
+	if oc.Spec.NumericID != nil {
+		claims = append(claims, claimNumericID(*oc.Spec.NumericID))
+	}
+	return claims
+}
+
+// claimedClientID is the client id oc holds: fixed in spec, or generated earlier and kept in status.
+func claimedClientID(oc *authv1alpha1.OAuthClient) string {
+	if oc.Spec.ClientID != "" {
+		return oc.Spec.ClientID
+	}
+	return oc.Status.ClientID
+}
+
+func claimClientID(id string) string { return "clientID=" + id }
+func claimNumericID(n int64) string  { return "numericID=" + strconv.FormatInt(n, 10) }
+func requestFor(o client.Object) reconcile.Request {
+	return reconcile.Request{NamespacedName: client.ObjectKeyFromObject(o)}
+}
+
+// olderClaim reports whether a's claim beats b's: the one created first keeps
+// it. creationTimestamp has one-second resolution, so within one second the
+// claimant already serving (Ready=True) keeps it, so that a newcomer never
+// knocks out a working client; only then does namespace/name decide, so every
+// replica and every reconcile agrees on the winner.
+func olderClaim(a, b client.Object) bool {
+	ta, tb := a.GetCreationTimestamp(), b.GetCreationTimestamp()
+	if !ta.Equal(&tb) {
+		return ta.Before(&tb)
+	}
+	if ha, hb := servingClaim(a), servingClaim(b); ha != hb {
+		return ha
+	}
+	return ownerString(a) < ownerString(b)
+}
+
+func servingClaim(o client.Object) bool {
+	var conds []metav1.Condition
+	switch o := o.(type) {
+	case *authv1alpha1.OAuthClient:
+		conds = o.Status.Conditions
+	case *authv1alpha1.User:
+		conds = o.Status.Conditions
+	}
+	c := meta.FindStatusCondition(conds, authv1alpha1.ConditionReady)
+	return c != nil && c.Reason != authv1alpha1.ReasonConflict && c.Reason != authv1alpha1.ReasonWaitingForSecret
+}
+
+// newSecretMetadataWatch starts a second, metadata-only cache of the Secrets
+// that tokensmith does not label: user-provided Secrets (existingSecret,
+// passwordSecretRef) and pre-existing ones it may adopt. The main cache holds
+// only labelled Secrets, so without this watch an OAuthClient waiting for its
+// Secret would not notice it appear. Metadata is enough: the reconciler reads
+// such Secrets through the API reader anyway, so an event never races a stale
+// cached copy.
+func newSecretMetadataWatch(mgr ctrl.Manager) (cache.Cache, error) {
+	notManaged, err := labels.NewRequirement(authv1alpha1.LabelManagedBy, selection.NotEquals, []string{authv1alpha1.ManagedByValue})
+	if err != nil {
+		return nil, err
+	}
+	c, err := cache.New(mgr.GetConfig(), cache.Options{
+		HTTPClient:           mgr.GetHTTPClient(),
+		Scheme:               mgr.GetScheme(),
+		Mapper:               mgr.GetRESTMapper(),
+		DefaultLabelSelector: labels.NewSelector().Add(*notManaged),
+		DefaultTransform:     cache.TransformStripManagedFields(),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("controllers: creating the Secret metadata cache: %w", err)
+	}
+	if err := mgr.Add(c); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func secretMetadata() *metav1.PartialObjectMetadata {
+	m := &metav1.PartialObjectMetadata{}
+	m.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
+	return m
+}
+
+// secretMapper maps a Secret event to the objects that read or own that Secret.
+type secretMapper struct {
+	reader          client.Reader
+	serverNamespace string
+	verifierType    string
+	list            func() client.ObjectList
+}
+
+func (m secretMapper) Map(ctx context.Context, s client.Object) []reconcile.Request {
+	if s.GetNamespace() == m.serverNamespace && s.GetLabels()[credstore.LabelSecretType] != "" {
+		if s.GetLabels()[credstore.LabelSecretType] != m.verifierType {
+			return nil
+		}
+		ns, name, ok := strings.Cut(s.GetAnnotations()[credstore.AnnotationOwner], "/")
+		if !ok {
+			return nil
+		}
+		return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: ns, Name: name}}}
+	}
+	list := m.list()
+	if err := m.reader.List(ctx, list, client.InNamespace(s.GetNamespace()), client.MatchingFields{indexSecretName: s.GetName()}); err != nil {
+		ctrl.LoggerFrom(ctx).Error(err, "listing the readers of a Secret", "secret", client.ObjectKeyFromObject(s))
+		return nil
+	}
+	var reqs []reconcile.Request
+	_ = forEachItem(list, func(o client.Object) { reqs = append(reqs, requestFor(o)) })
+	return reqs
+}
+
+func forEachItem(list client.ObjectList, f func(client.Object)) error {
+	switch l := list.(type) {
+	case *authv1alpha1.OAuthClientList:
+		for i := range l.Items {
+			f(&l.Items[i])
+		}
+	case *authv1alpha1.UserList:
+		for i := range l.Items {
+			f(&l.Items[i])
+		}
+	default:
+		return fmt.Errorf("unexpected list %T", list)
+	}
+	return nil
+}
+
+// metadataSource feeds the metadata watch of unlabelled Secrets through m.
+func metadataSource(metaCache cache.Cache, m secretMapper) source.Source {
+	return source.Kind(metaCache, secretMetadata(),
+		handler.TypedEnqueueRequestsFromMapFunc(func(ctx context.Context, o *metav1.PartialObjectMetadata) []reconcile.Request {
+			return m.Map(ctx, o)
+		}))
+}
