@@ -6,7 +6,7 @@ SHELL := /usr/bin/env bash -o pipefail
 
 BIN            := $(CURDIR)/bin
 CONTROLLER_GEN_VERSION ?= v0.23.0
-GOLANGCI_LINT_VERSION  ?= v2.6.2
+GOLANGCI_LINT_VERSION  ?= v2.15.0
 CONTROLLER_GEN := $(BIN)/controller-gen-$(CONTROLLER_GEN_VERSION)
 GOLANGCI_LINT  := $(BIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
 IMG            ?= tokensmith:dev
@@ -25,6 +25,7 @@ help: ## Show this help.
 manifests: $(CONTROLLER_GEN) ## Generate the CRDs and RBAC from the Go markers, and copy the CRDs into the chart.
 	$(CONTROLLER_GEN) rbac:roleName=tokensmith-controller crd paths="./api/..." paths="./controllers/..." output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
 	hack/sync-chart-crds.sh
+	hack/sync-chart-rbac.sh
 
 .PHONY: generate
 generate: $(CONTROLLER_GEN) ## Generate the DeepCopy methods.

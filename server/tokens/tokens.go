@@ -2,6 +2,7 @@ package tokens
 
 import (
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/tokensmith/tokensmith/internal/keyset"
@@ -46,6 +47,12 @@ func (kr *Keyring) Mint(c *Claims, f Format, prefix string) (string, error) {
 	case FormatOpaque:
 		if prefix == "" {
 			prefix = PrefixAccess
+			if c.Kind == Refresh {
+				prefix = PrefixRefresh
+			}
+		}
+		if !slices.Contains(opaquePrefixes, prefix) || (prefix == PrefixRefresh) != (c.Kind == Refresh) {
+			return "", errors.New("tokens: the refresh prefix is for refresh tokens only, and they use no other")
 		}
 		return kr.sealOpaque(c, prefix)
 	}
@@ -77,6 +84,12 @@ func (kr *Keyring) Verify(token, issuer string, now time.Time) (*Claims, error) 
 	switch c.Kind {
 	case Access, Refresh, Session:
 	default:
+		return nil, ErrInvalid
+	}
+	// Refresh tokens are minted opaque under their own prefix only: a JWT that
+	// says "refresh" (which an HS512 key holder could make) or a relabelled
+	// opaque token is not one.
+	if (c.Kind == Refresh) != (opaquePrefix(token) == PrefixRefresh) || c.ID == "" {
 		return nil, ErrInvalid
 	}
 	return c, nil

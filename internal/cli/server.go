@@ -1,0 +1,113 @@
+package cli
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	"github.com/tokensmith/tokensmith/server"
+	"github.com/tokensmith/tokensmith/server/devicelogin"
+	"github.com/tokensmith/tokensmith/server/session"
+)
+
+// serverFlags are the flags of "tokensmith server".
+type serverFlags struct {
+	kubeconfig        string
+	namespace         string
+	listen            string
+	adminListen       string
+	issuer            string
+	devMode           bool
+	deviceLoginClient string
+	deviceTokenTTL    time.Duration
+	sessionAlg        string
+	trustedProxies    string
+	zap               zap.Options
+}
+
+func parseServerFlags(args []string, stderr io.Writer) (*serverFlags, *server.RunOptions, error) {
+	f := &serverFlags{}
+	fs := flag.NewFlagSet("tokensmith server", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&f.kubeconfig, "kubeconfig", "", "Path to a kubeconfig. Default: $KUBECONFIG, the in-cluster config, then ~/.kube/config.")
+	fs.StringVar(&f.namespace, "namespace", os.Getenv("POD_NAMESPACE"), "The server's own namespace, the only one whose Secrets it reads. Default: $POD_NAMESPACE.")
+	fs.StringVar(&f.listen, "listen", ":4000", "Address of the token APIs.")
+	fs.StringVar(&f.adminListen, "admin-listen", ":9090", "Address of /healthz, /readyz and /metrics.")
+	fs.StringVar(&f.issuer, "issuer", "", `"iss" of every token. Default: http://tokensmith.<namespace>.svc.`)
+	fs.BoolVar(&f.devMode, "dev-mode", false, "Development mode: device login answers debug=1 with whether a username exists. Never in production.")
+	fs.StringVar(&f.deviceLoginClient, "device-login-client", "", "Client id of the OAuthClient (with the password grant) whose tokens POST /v1/oauth/ logins receive.")
+	fs.DurationVar(&f.deviceTokenTTL, "device-token-ttl", devicelogin.DefaultTTL, "Lifetime of device login tokens.")
+	fs.StringVar(&f.sessionAlg, "session-alg", string(session.HS512), "Signature of session API tokens: HS512 or ES256.")
+	fs.StringVar(&f.trustedProxies, "trusted-proxies", "", "Comma-separated CIDRs of proxies whose X-Forwarded-For is believed for per-IP throttling.")
+	f.zap.BindFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return nil, nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, nil, fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	if f.namespace == "" {
+		return nil, nil, errors.New("--namespace is required (or set $POD_NAMESPACE)")
+	}
+	if f.issuer == "" {
+		f.issuer = "http://tokensmith." + f.namespace + ".svc"
+	}
+	if f.deviceTokenTTL <= 0 {
+		return nil, nil, errors.New("--device-token-ttl must be positive")
+	}
+	alg, err := session.ParseAlg(f.sessionAlg)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--session-alg: %w", err)
+	}
+	proxies, err := server.ParseTrustedProxies(f.trustedProxies)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--trusted-proxies: %w", err)
+	}
+	return f, &server.RunOptions{
+		Options: server.Options{
+			Issuer:            f.issuer,
+			DevMode:           f.devMode,
+			DeviceLoginClient: f.deviceLoginClient,
+			DeviceTokenTTL:    f.deviceTokenTTL,
+			SessionAlg:        alg,
+			TrustedProxies:    proxies,
+		},
+		Namespace:   f.namespace,
+		Listen:      f.listen,
+		AdminListen: f.adminListen,
+	}, nil
+}
+
+// runServer is "tokensmith server": it serves the token APIs from the Secrets
+// the controller writes into its namespace until SIGINT or SIGTERM.
+func runServer(args []string, stdout, stderr io.Writer) int {
+	f, o, err := parseServerFlags(args, stderr)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintf(stderr, "tokensmith server: %v\n", err)
+		return 2
+	}
+	f.zap.DestWriter = stderr
+	logger := zap.New(zap.UseFlagOptions(&f.zap))
+	ctrl.SetLogger(logger)
+	o.Logger = logger.WithName("server")
+
+	cfg, err := restConfig(f.kubeconfig)
+	if err != nil {
+		o.Logger.Error(err, "loading the Kubernetes client configuration")
+		return 1
+	}
+	if err := server.Run(ctrl.SetupSignalHandler(), cfg, *o); err != nil {
+		o.Logger.Error(err, "token server stopped")
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,50 @@
+package cli
+
+import (
+	"io"
+	"testing"
+	"time"
+)
+
+func TestServerFlags(t *testing.T) {
+	t.Setenv("POD_NAMESPACE", "auth")
+	cases := []struct {
+		name  string
+		args  []string
+		check func(t *testing.T, f *serverFlags)
+		fails bool
+	}{
+		{"defaults the namespace from POD_NAMESPACE and the issuer from it", nil, func(t *testing.T, f *serverFlags) {
+			if f.namespace != "auth" || f.issuer != "http://tokensmith.auth.svc" || f.listen != ":4000" || f.adminListen != ":9090" ||
+				f.deviceTokenTTL != 720*time.Hour || f.sessionAlg != "HS512" || f.devMode {
+				t.Fatalf("%+v", f)
+			}
+		}, false},
+		{"takes every flag", []string{"--namespace", "x", "--issuer", "https://i", "--dev-mode", "--device-login-client", "mobile",
+			"--device-token-ttl", "1h", "--session-alg", "ES256", "--trusted-proxies", "10.0.0.0/8", "--listen", ":1", "--admin-listen", ":2"},
+			func(t *testing.T, f *serverFlags) {
+				if f.namespace != "x" || f.issuer != "https://i" || !f.devMode || f.deviceLoginClient != "mobile" || f.deviceTokenTTL != time.Hour || f.sessionAlg != "ES256" {
+					t.Fatalf("%+v", f)
+				}
+			}, false},
+		{"refuses an unknown session algorithm", []string{"--session-alg", "none"}, nil, true},
+		{"refuses a bad trusted proxy", []string{"--trusted-proxies", "nope"}, nil, true},
+		{"refuses a non-positive device token TTL", []string{"--device-token-ttl", "0s"}, nil, true},
+		{"refuses stray arguments", []string{"extra"}, nil, true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			f, o, err := parseServerFlags(c.args, io.Discard)
+			if c.fails {
+				if err == nil {
+					t.Fatal("accepted")
+				}
+				return
+			}
+			if err != nil || o.Namespace != f.namespace || o.Issuer != f.issuer {
+				t.Fatalf("%v %+v", err, o)
+			}
+			c.check(t, f)
+		})
+	}
+}

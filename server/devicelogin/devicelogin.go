@@ -1,0 +1,208 @@
+package devicelogin
+
+import (
+	"errors"
+	"net/http"
+	"net/url"
+	"slices"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/gorilla/mux"
+
+	"github.com/tokensmith/tokensmith/server/internal/httpx"
+	"github.com/tokensmith/tokensmith/server/login"
+	"github.com/tokensmith/tokensmith/server/tokens"
+)
+
+const (
+	// Dialect names this dialect in metrics and logs.
+	Dialect = "device"
+	// Grant is the grant type DeviceLoginClient must have.
+	Grant = "password"
+	// DefaultTTL is the documented 30 days.
+	DefaultTTL = 30 * 24 * time.Hour
+	// DefaultDevice is the device-info of a login that sends none.
+	DefaultDevice = "Unknown"
+	// MaxDeviceInfo is the document's limit on device-info, in characters.
+	MaxDeviceInfo = 200
+)
+
+// UserRef names a User object.
+type UserRef struct{ Namespace, Name string }
+
+// DeviceRecorder learns devices that a user logged in from and that the
+// index does not know yet. Record must not block; implementations write
+// each device once, off the request path.
+type DeviceRecorder interface {
+	Record(user UserRef, device string, firstSeen time.Time)
+}
+
+// Options configure the handler.
+type Options struct {
+	// ClientID is the OAuthClient whose tokens device logins receive (--device-login-client).
+	ClientID string
+	// TTL is the token lifetime; 0 means DefaultTTL.
+	TTL time.Duration
+	// DevMode enables the debug parameter.
+	DevMode  bool
+	Login    login.Authenticator
+	Recorder DeviceRecorder
+}
+
+// Handler serves the device login dialect.
+type Handler struct {
+	deps httpx.Deps
+	o    Options
+}
+
+// New returns the handler.
+func New(deps httpx.Deps, o Options) *Handler {
+	if o.TTL <= 0 {
+		o.TTL = DefaultTTL
+	}
+	return &Handler{deps: deps.Defaults(), o: o}
+}
+
+// Mount registers /v1/oauth/ and /v1/oauth.
+func (h *Handler) Mount(r *mux.Router) {
+	e := httpx.Endpoint(Shape, h.deps.Logger, h, http.MethodPost)
+	r.Handle("/v1/oauth/", e)
+	r.Handle("/v1/oauth", e)
+}
+
+type data struct {
+	AccessToken string `json:"access_token"`
+	Expiry      int64  `json:"expiry"`
+}
+
+type success struct {
+	Success bool `json:"success"`
+	Data    data `json:"data"`
+}
+
+type request struct {
+	username, password, device string
+	debug                      bool
+}
+
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	req, err := parse(r)
+	if err != nil {
+		h.writeError(w, err, false)
+		return
+	}
+	debug := req.debug && h.o.DevMode
+	resp, err := h.serve(r, req)
+	if err != nil {
+		h.writeError(w, err, debug)
+		return
+	}
+	h.deps.Metrics.Issued(Dialect, Grant)
+	httpx.WriteJSON(w, http.StatusOK, resp)
+}
+
+func (h *Handler) serve(r *http.Request, req *request) (*success, error) {
+	snap := h.deps.Snapshot()
+	if snap == nil || snap.Keyring() == nil {
+		return nil, errors.New("devicelogin: index not ready")
+	}
+	c := snap.Client(h.o.ClientID)
+	if c == nil || !c.HasGrant(Grant) {
+		return nil, errMisconfigured
+	}
+	now := h.deps.Now()
+	u, err := h.o.Login.Login(r.Context(), snap, login.Request{
+		Username: req.username, Password: req.password, ClientID: c.ClientID, Device: req.device, Now: now,
+	})
+	if err != nil {
+		return nil, err
+	}
+	claims := &tokens.Claims{
+		Kind:       tokens.Access,
+		Issuer:     h.deps.Issuer,
+		Subject:    u.Username,
+		ClientID:   c.ClientID,
+		Scope:      login.Intersect(c.Scopes, u.Scopes),
+		IssuedAt:   now,
+		ExpiresAt:  now.Add(h.o.TTL),
+		SessionID:  tokens.NewID(),
+		Device:     req.device,
+		Generation: u.CredentialGeneration,
+	}
+	tok, err := snap.Keyring().Mint(claims, tokens.FormatOpaque, tokens.PrefixAccess)
+	if err != nil {
+		return nil, err
+	}
+	if h.o.Recorder != nil && !slices.Contains(u.KnownDevices, req.device) {
+		h.o.Recorder.Record(UserRef{Namespace: u.Namespace, Name: u.Name}, req.device, now)
+	}
+	return &success{Success: true, Data: data{AccessToken: tok, Expiry: claims.ExpiresAt.Unix()}}, nil
+}
+
+// parse reads the parameters from the query string and, when the body is a
+// form, from the body too. A parameter given twice (in either or both) is refused.
+func parse(r *http.Request) (*request, error) {
+	params, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return nil, errMalformed
+	}
+	if httpx.MediaType(r) == httpx.FormMediaType {
+		form, err := httpx.ParseForm(r)
+		switch {
+		case errors.Is(err, httpx.ErrTooLarge):
+			return nil, errTooLarge
+		case err != nil:
+			return nil, errMalformed
+		}
+		for k, vs := range form {
+			params[k] = append(params[k], vs...)
+		}
+	}
+	get := func(k string) (string, error) {
+		v, err := httpx.Single(params, k)
+		if err != nil {
+			return "", errRepeated
+		}
+		return v, nil
+	}
+	req := &request{}
+	if req.username, err = get("username"); err != nil {
+		return nil, err
+	}
+	if req.password, err = get("password"); err != nil {
+		return nil, err
+	}
+	if req.device, err = get("device-info"); err != nil {
+		return nil, err
+	}
+	debug, err := get("debug")
+	if err != nil {
+		return nil, err
+	}
+	req.debug = debug == "1"
+	if req.username == "" || req.password == "" {
+		return nil, errMissing
+	}
+	if req.device == "" {
+		req.device = DefaultDevice
+	}
+	if !validDevice(req.device) {
+		return nil, errDevice
+	}
+	return req, nil
+}
+
+// validDevice: valid UTF-8, at most MaxDeviceInfo characters, no control characters.
+func validDevice(s string) bool {
+	if !utf8.ValidString(s) || utf8.RuneCountInString(s) > MaxDeviceInfo {
+		return false
+	}
+	for _, c := range s {
+		if unicode.IsControl(c) {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,354 @@
+package index
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+
+	"github.com/tokensmith/tokensmith/internal/credstore"
+	"github.com/tokensmith/tokensmith/internal/keyset"
+	"github.com/tokensmith/tokensmith/server/tokens"
+)
+
+// CoalesceWindow is how long the index waits after a change before rebuilding
+// the snapshot, so that a burst (the initial list of 20,000 Secrets, a
+// controller resync) costs one rebuild, not one per Secret. A single change is
+// served after about this long.
+const CoalesceWindow = 25 * time.Millisecond
+
+// Index keeps the current Snapshot of the credential Secrets in the server's
+// namespace. Snapshot is safe for concurrent use and never blocks on the API
+// server.
+type Index struct {
+	log  logr.Logger
+	snap atomic.Pointer[Snapshot]
+	// synced is set once the informer listed every Secret and the first
+	// snapshot holding them all was published.
+	synced atomic.Bool
+
+	mu      sync.Mutex
+	entries map[string]*entry // by Secret name (one namespace)
+	// local holds revocations this replica wrote, until they expire: they are
+	// served at once, before the informer delivers the Secret, and survive any
+	// rebuild in between.
+	local map[string]time.Time
+	dirty chan struct{}
+	// rebuilds counts snapshot rebuilds (tests check that bursts coalesce).
+	rebuilds atomic.Int64
+}
+
+// entry is one Secret parsed once.
+type entry struct {
+	created     time.Time
+	name        string
+	client      *Client
+	user        *User
+	keyring     *tokens.Keyring
+	revocations []credstore.Revocation
+}
+
+// New returns an index serving an empty snapshot until Run has synced.
+func New(log logr.Logger) *Index {
+	if log.GetSink() == nil {
+		log = logr.Discard()
+	}
+	ix := &Index{
+		log:     log,
+		entries: map[string]*entry{},
+		local:   map[string]time.Time{},
+		dirty:   make(chan struct{}, 1),
+	}
+	ix.snap.Store(build(nil, nil, nil, nil))
+	return ix
+}
+
+// Snapshot returns the current snapshot; never nil.
+func (ix *Index) Snapshot() *Snapshot { return ix.snap.Load() }
+
+// Synced reports whether the informer has listed every Secret and the
+// snapshot reflects them.
+func (ix *Index) Synced() bool { return ix.synced.Load() }
+
+// Ready reports whether the index has synced and holds a complete keyring (a
+// current key for every algorithm): the condition of /readyz.
+func (ix *Index) Ready() bool { return ix.Synced() && ix.Snapshot().Keyring().Complete() }
+
+// Revoke makes this replica treat id (a jti or a session id) as revoked until
+// expiresAt, at once. The Secret written by the revoker reaches the other
+// replicas through their informers; this covers the time until it reaches
+// this one too.
+func (ix *Index) Revoke(id string, expiresAt time.Time) {
+	if id == "" {
+		return
+	}
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	if old, ok := ix.local[id]; !ok || expiresAt.After(old) {
+		ix.local[id] = expiresAt
+	}
+	ix.snap.Store(ix.snap.Load().withRevoked(id, expiresAt))
+}
+
+// Run watches the labelled Secrets of namespace until ctx ends. It returns
+// an error only when the informer cannot be started or never syncs.
+func (ix *Index) Run(ctx context.Context, cs kubernetes.Interface, namespace string) error {
+	factory := informers.NewSharedInformerFactoryWithOptions(cs, 0,
+		informers.WithNamespace(namespace),
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = credstore.LabelSecretType }),
+		informers.WithTransform(stripManagedFields),
+	)
+	inf := factory.Core().V1().Secrets().Informer()
+	reg, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(obj any) { ix.upsert(obj) },
+		UpdateFunc: func(_, obj any) { ix.upsert(obj) },
+		DeleteFunc: func(obj any) { ix.remove(obj) },
+	})
+	if err != nil {
+		return fmt.Errorf("index: %w", err)
+	}
+	factory.Start(ctx.Done())
+	defer factory.Shutdown()
+	if !cache.WaitForCacheSync(ctx.Done(), inf.HasSynced, reg.HasSynced) {
+		return fmt.Errorf("index: Secrets in %s never synced: %w", namespace, ctx.Err())
+	}
+	// The initial list is one burst: one rebuild covers it.
+	select {
+	case <-ix.dirty:
+	default:
+	}
+	ix.rebuild()
+	ix.synced.Store(true)
+	clients, users := ix.Snapshot().Counts()
+	ix.log.Info("credentials synced", "namespace", namespace, "clients", clients, "users", users,
+		"signingKeys", ix.Snapshot().Keyring().Complete())
+	ix.loop(ctx)
+	return nil
+}
+
+// loop rebuilds after each burst of changes, at most once per CoalesceWindow.
+func (ix *Index) loop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ix.dirty:
+		}
+		t := time.NewTimer(CoalesceWindow)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		ix.rebuild()
+	}
+}
+
+func (ix *Index) markDirty() {
+	select {
+	case ix.dirty <- struct{}{}:
+	default:
+	}
+}
+
+func (ix *Index) rebuild() {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	list := make([]*entry, 0, len(ix.entries))
+	for _, e := range ix.entries {
+		list = append(list, e)
+	}
+	// The oldest claim of a client id or username wins, as the controller decides conflicts.
+	sort.Slice(list, func(i, j int) bool {
+		if !list[i].created.Equal(list[j].created) {
+			return list[i].created.Before(list[j].created)
+		}
+		return list[i].name < list[j].name
+	})
+	var (
+		clients []*Client
+		users   []*User
+		keyring *tokens.Keyring
+		revoked = make(map[string]time.Time, len(ix.local))
+	)
+	add := func(id string, exp time.Time) {
+		if old, ok := revoked[id]; id != "" && (!ok || exp.After(old)) {
+			revoked[id] = exp
+		}
+	}
+	for _, e := range list {
+		switch {
+		case e.client != nil:
+			clients = append(clients, e.client)
+		case e.user != nil:
+			users = append(users, e.user)
+		case e.keyring != nil:
+			keyring = e.keyring
+		}
+		for _, r := range e.revocations {
+			add(r.ID, r.ExpiresAt)
+		}
+	}
+	now := time.Now()
+	for id, exp := range ix.local {
+		if now.After(exp.Add(tokens.Leeway)) {
+			delete(ix.local, id)
+			continue
+		}
+		add(id, exp)
+	}
+	ix.snap.Store(build(clients, users, keyring, revoked))
+	ix.rebuilds.Add(1)
+}
+
+func (ix *Index) upsert(obj any) {
+	s, ok := obj.(*corev1.Secret)
+	if !ok {
+		return
+	}
+	e, err := parse(s)
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	if err != nil {
+		// Never log the data: only which Secret and what kind of fault.
+		ix.log.Error(nil, "skipping malformed credential Secret", "secret", s.Namespace+"/"+s.Name,
+			"type", s.Labels[credstore.LabelSecretType], "fault", describe(err))
+		old := ix.entries[s.Name]
+		if old != nil && (old.keyring != nil || old.revocations != nil) {
+			// Keep the last good signing keys and revocations: dropping them would
+			// stop every token, or bring revoked tokens back.
+			return
+		}
+		if old == nil {
+			return
+		}
+		delete(ix.entries, s.Name)
+		ix.markDirty()
+		return
+	}
+	if e == nil {
+		delete(ix.entries, s.Name)
+	} else {
+		ix.entries[s.Name] = e
+	}
+	ix.markDirty()
+}
+
+func (ix *Index) remove(obj any) {
+	if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = d.Obj
+	}
+	s, ok := obj.(*corev1.Secret)
+	if !ok {
+		return
+	}
+	ix.mu.Lock()
+	delete(ix.entries, s.Name)
+	ix.mu.Unlock()
+	ix.markDirty()
+}
+
+// fault is a parse error that quotes no data, safe to log.
+type fault string
+
+func (f fault) Error() string { return string(f) }
+
+// parse decodes a Secret into its entry. It returns nil, nil for a Secret the
+// index deliberately ignores (a signing-keys Secret of another name).
+func parse(s *corev1.Secret) (*entry, error) {
+	e := &entry{created: s.CreationTimestamp.Time, name: s.Name}
+	data, ok := s.Data[credstore.DataKey]
+	if !ok {
+		return nil, fault("no " + credstore.DataKey + " key")
+	}
+	switch s.Labels[credstore.LabelSecretType] {
+	case credstore.TypeClientVerifier:
+		var v credstore.ClientVerifier
+		if err := credstore.Decode(data, &v); err != nil {
+			return nil, err
+		}
+		if v.ClientID == "" || len(v.Secrets) == 0 {
+			return nil, fault("client verifier without a client id or secrets")
+		}
+		e.client = &Client{ClientVerifier: v}
+	case credstore.TypeUserVerifier:
+		var v credstore.UserVerifier
+		if err := credstore.Decode(data, &v); err != nil {
+			return nil, err
+		}
+		if v.Username == "" {
+			return nil, fault("user verifier without a username")
+		}
+		e.user = newUser(v)
+	case credstore.TypeSigningKeys:
+		if s.Name != credstore.SigningKeysSecretName {
+			return nil, nil
+		}
+		var set keyset.Set
+		if err := credstore.Decode(data, &set); err != nil {
+			return nil, err
+		}
+		kr, err := tokens.NewKeyring(&set)
+		if err != nil {
+			// Key ids and algorithms only; never key material.
+			return nil, fault("signing keys unusable: " + err.Error())
+		}
+		e.keyring = kr
+	case credstore.TypeRevocations:
+		var doc credstore.Revocations
+		if err := credstore.Decode(data, &doc); err != nil {
+			return nil, err
+		}
+		e.revocations = doc.Entries
+		if e.revocations == nil {
+			e.revocations = []credstore.Revocation{}
+		}
+	default:
+		return nil, fault("unknown secret type")
+	}
+	return e, nil
+}
+
+// describe names an error's kind without quoting the data it came from.
+func describe(err error) string {
+	var (
+		se *json.SyntaxError
+		te *json.UnmarshalTypeError
+		f  fault
+	)
+	switch {
+	case errors.As(err, &f):
+		return string(f)
+	case errors.As(err, &se):
+		return fmt.Sprintf("invalid JSON at offset %d", se.Offset)
+	case errors.As(err, &te):
+		return "wrong JSON type for field " + te.Field
+	}
+	return fmt.Sprintf("invalid document (%T)", err)
+}
+
+// stripManagedFields drops what the index never reads before the informer
+// caches an object.
+func stripManagedFields(obj any) (any, error) {
+	if a, ok := obj.(metav1.ObjectMetaAccessor); ok {
+		a.GetObjectMeta().SetManagedFields(nil)
+	}
+	if s, ok := obj.(*corev1.Secret); ok {
+		// kubectl apply copies the whole object, data included, into this annotation.
+		delete(s.Annotations, corev1.LastAppliedConfigAnnotation)
+		s.StringData = nil
+	}
+	return obj, nil
+}

@@ -1,0 +1,296 @@
+package index
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/go-logr/logr/funcr"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/tokensmith/tokensmith/internal/credstore"
+	"github.com/tokensmith/tokensmith/internal/keyset"
+	"github.com/tokensmith/tokensmith/internal/testenv"
+)
+
+func logrDiscard() logr.Logger { return logr.Discard() }
+
+var clientset kubernetes.Interface
+
+func TestMain(m *testing.M) {
+	env, cfg, err := testenv.Start()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	clientset = kubernetes.NewForConfigOrDie(cfg)
+	code := m.Run()
+	_ = env.Stop()
+	os.Exit(code)
+}
+
+// testLog collects log lines so that tests can check nothing secret is logged.
+type testLog struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (l *testLog) logger() logr.Logger {
+	return funcr.New(func(prefix, args string) {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		l.lines = append(l.lines, prefix+" "+args)
+	}, funcr.Options{})
+}
+
+func (l *testLog) all() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]string(nil), l.lines...)
+}
+
+func namespace(t *testing.T, name string) string {
+	t.Helper()
+	_, err := clientset.CoreV1().Namespaces().Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return name
+}
+
+func secret(t *testing.T, ns, name, typ string, doc any) *corev1.Secret {
+	t.Helper()
+	data, err := credstore.Encode(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		Data:       map[string][]byte{credstore.DataKey: data},
+	}
+	if typ != "" {
+		s.Labels = map[string]string{credstore.LabelSecretType: typ}
+	}
+	return s
+}
+
+func create(t *testing.T, s *corev1.Secret) {
+	t.Helper()
+	if _, err := clientset.CoreV1().Secrets(s.Namespace).Create(context.Background(), s, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func update(t *testing.T, s *corev1.Secret) {
+	t.Helper()
+	cur, err := clientset.CoreV1().Secrets(s.Namespace).Get(context.Background(), s.Name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cur.Data = s.Data
+	if _, err := clientset.CoreV1().Secrets(s.Namespace).Update(context.Background(), cur, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func clientDoc(id string) credstore.ClientVerifier {
+	return credstore.ClientVerifier{Namespace: "apps", Name: id, ClientID: id, GrantTypes: []string{"client_credentials"},
+		TokenFormat: "jwt", Secrets: []credstore.SecretDigests{{ClientSecret: credstore.DigestOf(credstore.PurposeClientSecret, "s3cret-"+id)}}}
+}
+
+func keys(t *testing.T) *keyset.Set {
+	s := &keyset.Set{}
+	if _, err := s.Reconcile(time.Now(), 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// eventually polls cond for up to a second: the contract for any change.
+func eventually(t *testing.T, what string, cond func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for time.Since(start) < time.Second {
+		if cond() {
+			return time.Since(start)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatalf("not within a second: %s", what)
+	return 0
+}
+
+func run(t *testing.T, ns string, log logr.Logger) *Index {
+	t.Helper()
+	ix := New(log)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- ix.Run(ctx, clientset, ns) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	return ix
+}
+
+func TestIndexServesSecretsFromTheAPIServer(t *testing.T) {
+	ns := namespace(t, "tokensmith-index")
+	other := namespace(t, "elsewhere")
+	create(t, secret(t, ns, "client-a", credstore.TypeClientVerifier, clientDoc("a")))
+	create(t, secret(t, ns, "user-alice", credstore.TypeUserVerifier, credstore.UserVerifier{Username: "alice", PasswordHash: "not-a-hash", CredentialGeneration: 1}))
+	create(t, secret(t, ns, "unlabelled", "", clientDoc("unlabelled")))
+	create(t, secret(t, other, "client-other", credstore.TypeClientVerifier, clientDoc("other-ns")))
+	bad := secret(t, ns, "client-malformed", credstore.TypeClientVerifier, nil)
+	bad.Data[credstore.DataKey] = []byte(`{"clientID":"leaky","secrets":"SUPER-SECRET-VALUE"`)
+	create(t, bad)
+
+	log := &testLog{}
+	ix := run(t, ns, log.logger())
+	eventually(t, "the first sync", ix.Synced)
+
+	t.Run("serves what was there before it started", func(t *testing.T) {
+		if ix.Snapshot().Client("a") == nil || ix.Snapshot().User("alice") == nil {
+			t.Fatal("missing client a or user alice")
+		}
+		if ix.Snapshot().User("alice").Hash != nil {
+			t.Fatal("a malformed password hash parsed")
+		}
+	})
+	t.Run("ignores Secrets without the label or in another namespace", func(t *testing.T) {
+		if ix.Snapshot().Client("unlabelled") != nil || ix.Snapshot().Client("other-ns") != nil {
+			t.Fatal("served a Secret it must not read")
+		}
+	})
+	t.Run("skips a malformed Secret and logs no data", func(t *testing.T) {
+		if ix.Snapshot().Client("leaky") != nil {
+			t.Fatal("served a malformed verifier")
+		}
+		found := false
+		for _, l := range log.all() {
+			if contains(l, "SUPER-SECRET") || contains(l, "leaky") {
+				t.Fatalf("log line leaks Secret data: %s", l)
+			}
+			found = found || contains(l, "client-malformed")
+		}
+		if !found {
+			t.Fatal("the malformed Secret was not logged")
+		}
+	})
+	t.Run("is synced but not ready without signing keys", func(t *testing.T) {
+		if ix.Ready() {
+			t.Fatal("ready without a keyring")
+		}
+	})
+	t.Run("becomes ready once the signing keys arrive", func(t *testing.T) {
+		create(t, secret(t, ns, credstore.SigningKeysSecretName, credstore.TypeSigningKeys, keys(t)))
+		eventually(t, "ready", ix.Ready)
+	})
+	t.Run("ignores a signing-keys Secret of another name", func(t *testing.T) {
+		before := ix.Snapshot().Keyring()
+		create(t, secret(t, ns, "rogue-keys", credstore.TypeSigningKeys, keys(t)))
+		create(t, secret(t, ns, "client-marker", credstore.TypeClientVerifier, clientDoc("marker")))
+		eventually(t, "marker", func() bool { return ix.Snapshot().Client("marker") != nil })
+		if ix.Snapshot().Keyring() != before {
+			t.Fatal("a rogue signing-keys Secret replaced the keyring")
+		}
+	})
+	t.Run("serves a new client well within a second", func(t *testing.T) {
+		create(t, secret(t, ns, "client-b", credstore.TypeClientVerifier, clientDoc("b")))
+		d := eventually(t, "client b", func() bool { return ix.Snapshot().Client("b") != nil })
+		t.Logf("served after %v", d)
+	})
+	t.Run("serves a change to a user", func(t *testing.T) {
+		update(t, secret(t, ns, "user-alice", credstore.TypeUserVerifier, credstore.UserVerifier{Username: "alice", Disabled: true, CredentialGeneration: 2}))
+		eventually(t, "alice disabled", func() bool { u := ix.Snapshot().User("alice"); return u != nil && u.Disabled })
+	})
+	t.Run("drops a verifier that turns malformed", func(t *testing.T) {
+		s := secret(t, ns, "client-b", credstore.TypeClientVerifier, nil)
+		s.Data[credstore.DataKey] = []byte(`[`)
+		update(t, s)
+		eventually(t, "client b gone", func() bool { return ix.Snapshot().Client("b") == nil })
+	})
+	t.Run("keeps the last good signing keys when they turn malformed", func(t *testing.T) {
+		s := secret(t, ns, credstore.SigningKeysSecretName, credstore.TypeSigningKeys, nil)
+		s.Data[credstore.DataKey] = []byte(`{"keys":"nope"}`)
+		update(t, s)
+		create(t, secret(t, ns, "client-marker2", credstore.TypeClientVerifier, clientDoc("marker2")))
+		eventually(t, "marker2", func() bool { return ix.Snapshot().Client("marker2") != nil })
+		if !ix.Ready() {
+			t.Fatal("a malformed signing-keys update dropped the keyring")
+		}
+	})
+	t.Run("forgets a deleted client", func(t *testing.T) {
+		if err := clientset.CoreV1().Secrets(ns).Delete(context.Background(), "client-a", metav1.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, "client a gone", func() bool { return ix.Snapshot().Client("a") == nil })
+	})
+	t.Run("serves revocations from the revocations Secret", func(t *testing.T) {
+		create(t, secret(t, ns, credstore.RevocationsSecretName, credstore.TypeRevocations,
+			credstore.Revocations{Entries: []credstore.Revocation{{ID: "jti-x", ExpiresAt: time.Now().Add(time.Hour)}}}))
+		eventually(t, "jti-x revoked", func() bool { return ix.Snapshot().Revoked("jti-x") })
+	})
+}
+
+func TestIndexCoalescesBursts(t *testing.T) {
+	ns := namespace(t, "tokensmith-burst")
+	const n = 400
+	create(t, secret(t, ns, credstore.SigningKeysSecretName, credstore.TypeSigningKeys, keys(t)))
+	for i := range n / 2 {
+		create(t, secret(t, ns, fmt.Sprintf("c-%d", i), credstore.TypeClientVerifier, clientDoc(fmt.Sprintf("c-%d", i))))
+	}
+	ix := run(t, ns, logr.Discard())
+	eventually(t, "sync", ix.Ready)
+	if c, _ := ix.Snapshot().Counts(); c != n/2 {
+		t.Fatalf("after sync: %d clients, want %d", c, n/2)
+	}
+	if r := ix.rebuilds.Load(); r != 1 {
+		t.Fatalf("the initial list of %d Secrets took %d rebuilds, want 1", n/2, r)
+	}
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 16)
+	for i := n / 2; i < n; i++ {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			create(t, secret(t, ns, fmt.Sprintf("c-%d", i), credstore.TypeClientVerifier, clientDoc(fmt.Sprintf("c-%d", i))))
+		}()
+	}
+	wg.Wait()
+	eventually(t, "all clients", func() bool { c, _ := ix.Snapshot().Counts(); return c == n })
+	r := ix.rebuilds.Load() - 1
+	t.Logf("%d creates after sync: %d rebuilds", n/2, r)
+	if r > n/8 {
+		t.Fatalf("%d changes caused %d rebuilds: bursts are not coalesced", n/2, r)
+	}
+}
+
+func TestStripManagedFields(t *testing.T) {
+	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{
+		ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "kubectl"}},
+		Annotations:   map[string]string{corev1.LastAppliedConfigAnnotation: `{"data":{"x":"c2VjcmV0"}}`, credstore.AnnotationOwner: "apps/a"},
+	}}
+	out, err := stripManagedFields(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := out.(*corev1.Secret)
+	if got.ManagedFields != nil || got.Annotations[corev1.LastAppliedConfigAnnotation] != "" || got.Annotations[credstore.AnnotationOwner] != "apps/a" {
+		t.Fatalf("transform kept %+v", got.ObjectMeta)
+	}
+}
+
+func contains(s, sub string) bool {
+	return strings.Contains(s, sub)
+}

@@ -1,0 +1,220 @@
+package httpx
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"runtime/debug"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/go-logr/logr"
+
+	"github.com/tokensmith/tokensmith/server/index"
+)
+
+// MaxBody is the largest request body any token endpoint reads (64 KiB).
+const MaxBody = 64 << 10
+
+// Deps are what every dialect handler needs. Snapshot is called once per
+// request; a nil snapshot means the index has not synced yet.
+type Deps struct {
+	Snapshot func() *index.Snapshot
+	Issuer   string
+	Now      func() time.Time
+	Logger   logr.Logger
+	Metrics  Metrics
+}
+
+// Defaults fills in Now, Metrics and a discarding Logger when unset.
+func (d Deps) Defaults() Deps {
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	if d.Metrics == nil {
+		d.Metrics = NopMetrics{}
+	}
+	if d.Logger.GetSink() == nil {
+		d.Logger = logr.Discard()
+	}
+	return d
+}
+
+// Metrics counts token outcomes. Reasons are the dialect's wire error codes.
+type Metrics interface {
+	Issued(dialect, grant string)
+	Failed(dialect, grant, reason string)
+}
+
+// NopMetrics counts nothing.
+type NopMetrics struct{}
+
+func (NopMetrics) Issued(string, string)         {}
+func (NopMetrics) Failed(string, string, string) {}
+
+// Shape writes a dialect's answers to faults found outside its handler.
+type Shape interface {
+	// ServerError answers an unexpected failure (a recovered panic) with the dialect's 500.
+	ServerError(w http.ResponseWriter)
+	// MethodNotAllowed answers 405; Allow is already set.
+	MethodNotAllowed(w http.ResponseWriter)
+}
+
+// Endpoint wraps h so that wrong methods get shape's 405, request bodies are
+// capped at MaxBody (handlers map the read error to their 413), and a panic is
+// logged and answered as shape's 500 instead of a dropped connection.
+func Endpoint(shape Shape, log logr.Logger, h http.Handler, methods ...string) http.Handler {
+	allow := strings.Join(methods, ", ")
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rw := &trackingWriter{ResponseWriter: w}
+		defer func() {
+			if p := recover(); p != nil {
+				if p == http.ErrAbortHandler {
+					panic(p)
+				}
+				log.Error(nil, "panic serving request", "path", r.URL.Path, "panic", p, "stack", string(debug.Stack()))
+				if !rw.wrote {
+					shape.ServerError(rw)
+				}
+			}
+		}()
+		if !slices.Contains(methods, r.Method) {
+			rw.Header().Set("Allow", allow)
+			shape.MethodNotAllowed(rw)
+			return
+		}
+		r.Body = http.MaxBytesReader(rw, r.Body, MaxBody)
+		h.ServeHTTP(rw, r)
+	})
+}
+
+type trackingWriter struct {
+	http.ResponseWriter
+	wrote bool
+}
+
+func (t *trackingWriter) WriteHeader(code int) {
+	t.wrote = true
+	t.ResponseWriter.WriteHeader(code)
+}
+
+func (t *trackingWriter) Write(b []byte) (int, error) {
+	t.wrote = true
+	return t.ResponseWriter.Write(b)
+}
+
+func (t *trackingWriter) Unwrap() http.ResponseWriter { return t.ResponseWriter }
+
+// NoStore marks a response as uncacheable (RFC 6749 5.1).
+func NoStore(w http.ResponseWriter) {
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Pragma", "no-cache")
+}
+
+// WriteJSON writes v as the JSON body with status. Token endpoints' answers,
+// errors included, are never cacheable.
+func WriteJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		// Only the handlers' own fixed types are written; this cannot happen.
+		b, status = []byte(`{}`), http.StatusInternalServerError
+	}
+	NoStore(w)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(b, '\n'))
+}
+
+// Body parsing errors. Each dialect maps them onto its own error shape.
+var (
+	// ErrTooLarge: the body exceeds MaxBody.
+	ErrTooLarge = errors.New("request body too large")
+	// ErrMediaType: the Content-Type is not one the endpoint accepts.
+	ErrMediaType = errors.New("unsupported content type")
+	// ErrMalformed: the body does not parse.
+	ErrMalformed = errors.New("malformed request body")
+	// ErrRepeated: a parameter appears more than once (RFC 6749 3.2).
+	ErrRepeated = errors.New("repeated parameter")
+)
+
+// MediaType returns the request's media type, lower-cased, without
+// parameters; "" when there is no Content-Type and "invalid" when it does not parse.
+func MediaType(r *http.Request) string {
+	ct := r.Header.Get("Content-Type")
+	if ct == "" {
+		return ""
+	}
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return "invalid"
+	}
+	return mt
+}
+
+// ReadBody reads the whole (already capped) body.
+func ReadBody(r *http.Request) ([]byte, error) {
+	if r.Body == nil {
+		return nil, nil
+	}
+	b, err := io.ReadAll(r.Body)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, ErrTooLarge
+		}
+		return nil, ErrMalformed
+	}
+	return b, nil
+}
+
+// FormMediaType is the media type of form bodies.
+const FormMediaType = "application/x-www-form-urlencoded"
+
+// ParseForm reads a form-urlencoded body. It does not look at the query string.
+func ParseForm(r *http.Request) (url.Values, error) {
+	if MediaType(r) != FormMediaType {
+		return nil, ErrMediaType
+	}
+	b, err := ReadBody(r)
+	if err != nil {
+		return nil, err
+	}
+	v, err := url.ParseQuery(string(b))
+	if err != nil {
+		return nil, ErrMalformed
+	}
+	return v, nil
+}
+
+// Single returns the one value of key, "" when absent, and ErrRepeated when
+// it was sent more than once.
+func Single(v url.Values, key string) (string, error) {
+	switch vals := v[key]; len(vals) {
+	case 0:
+		return "", nil
+	case 1:
+		return vals[0], nil
+	default:
+		return "", ErrRepeated
+	}
+}
+
+// TTL returns d when set and positive, otherwise def.
+func TTL(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return def
+}
+
+// WithLogger returns d with its logger named name.
+func (d Deps) WithLogger(name string) Deps {
+	if d.Logger.GetSink() != nil {
+		d.Logger = d.Logger.WithName(name)
+	}
+	return d
+}

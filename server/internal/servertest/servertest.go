@@ -1,0 +1,92 @@
+// Package servertest builds fixtures for the token server's tests: a real key
+// set, cheap argon2id hashes and snapshots. Test code only.
+package servertest
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tokensmith/tokensmith/internal/credstore"
+	"github.com/tokensmith/tokensmith/internal/keyset"
+	"github.com/tokensmith/tokensmith/internal/password"
+	"github.com/tokensmith/tokensmith/server/index"
+)
+
+// Cheap are argon2id parameters fast enough for unit tests.
+var Cheap = password.Params{MemoryKiB: 64, Iterations: 1, Parallelism: 1}
+
+// Now is the fixed clock of handler tests.
+var Now = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+
+// Keys returns a complete key set.
+func Keys(t testing.TB) *keyset.Set {
+	t.Helper()
+	s := &keyset.Set{}
+	if _, err := s.Reconcile(Now.Add(-time.Hour), 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// Hash hashes pw with Cheap parameters.
+func Hash(t testing.TB, pw string) string {
+	t.Helper()
+	h, err := password.Hash(pw, Cheap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// Digest is a pointer to the digest of secret under purpose.
+func Digest(purpose, secret string) *credstore.Digest {
+	d := credstore.DigestOf(purpose, secret)
+	return &d
+}
+
+// Snapshot builds a snapshot or fails the test.
+func Snapshot(t testing.TB, clients []credstore.ClientVerifier, users []credstore.UserVerifier, keys *keyset.Set) *index.Snapshot {
+	t.Helper()
+	s, err := index.NewSnapshot(clients, users, keys, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// Response is a recorded answer.
+type Response struct {
+	Status int
+	Header http.Header
+	Body   string
+}
+
+// JSON decodes the body into a map.
+func (r Response) JSON(t testing.TB) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal([]byte(r.Body), &m); err != nil {
+		t.Fatalf("body %q is not JSON: %v", r.Body, err)
+	}
+	return m
+}
+
+// Do sends one request to h.
+func Do(h http.Handler, method, target, contentType, body string, header ...string) Response {
+	req := httptest.NewRequest(method, target, strings.NewReader(body))
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	b, _ := io.ReadAll(rec.Result().Body)
+	return Response{Status: rec.Code, Header: rec.Header(), Body: strings.TrimSuffix(string(b), "\n")}
+}

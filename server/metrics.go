@@ -1,0 +1,40 @@
+package server
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// metrics implements httpx.Metrics on a private registry.
+type metrics struct {
+	registry *prometheus.Registry
+	issued   *prometheus.CounterVec
+	failed   *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+}
+
+func newMetrics() *metrics {
+	m := &metrics{
+		registry: prometheus.NewRegistry(),
+		issued: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tokensmith_tokens_issued_total", Help: "Tokens issued, by dialect and grant.",
+		}, []string{"dialect", "grant"}),
+		failed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tokensmith_token_failures_total", Help: "Token requests refused, by dialect, grant and wire error code.",
+		}, []string{"dialect", "grant", "reason"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "tokensmith_http_request_duration_seconds",
+			Help:    "Latency of token server requests, by dialect, method and status code.",
+			Buckets: []float64{.001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+		}, []string{"dialect", "method", "code"}),
+	}
+	m.registry.MustRegister(m.issued, m.failed, m.latency,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+func (m *metrics) Issued(dialect, grant string) { m.issued.WithLabelValues(dialect, grant).Inc() }
+
+func (m *metrics) Failed(dialect, grant, reason string) {
+	m.failed.WithLabelValues(dialect, grant, reason).Inc()
+}

@@ -1,0 +1,106 @@
+package oauth2
+
+import (
+	"context"
+	"errors"
+	"net/http"
+
+	"github.com/tokensmith/tokensmith/server/internal/httpx"
+	"github.com/tokensmith/tokensmith/server/login"
+)
+
+// Error is an OAuth 2.0 error in league/oauth2-server 8's shape:
+// {"error","error_description","hint"?,"message"}, message repeating the
+// description for Passport's older clients.
+type Error struct {
+	Status      int
+	Code        string
+	Description string
+	Hint        string
+}
+
+func (e *Error) Error() string { return e.Code + ": " + e.Description }
+
+// league/oauth2-server's texts.
+const (
+	descInvalidRequest  = "The request is missing a required parameter, includes an invalid parameter value, includes a parameter more than once, or is otherwise malformed."
+	descInvalidScope    = "The requested scope is invalid, unknown, or malformed"
+	descServerError     = "The authorization server encountered an unexpected condition which prevented it from fulfilling the request."
+	descUnavailable     = "The authorization server is currently unable to handle the request due to a temporary overloading or maintenance of the server."
+	descInvalidRefresh  = "The refresh token is invalid."
+	descUnsupportedType = "The authorization grant type is not supported by the authorization server."
+)
+
+var (
+	errInvalidClient      = &Error{Status: http.StatusUnauthorized, Code: "invalid_client", Description: "Client authentication failed"}
+	errInvalidCredentials = &Error{Status: http.StatusBadRequest, Code: "invalid_grant", Description: "The user credentials were incorrect."}
+	errUnsupportedGrant   = &Error{Status: http.StatusBadRequest, Code: "unsupported_grant_type", Description: descUnsupportedType, Hint: "Check that all required parameters have been provided"}
+	errUnauthorizedClient = &Error{Status: http.StatusBadRequest, Code: "unauthorized_client", Description: "The authenticated client is not authorized to use this authorization grant type."}
+	errServer             = &Error{Status: http.StatusInternalServerError, Code: "server_error", Description: descServerError}
+	errBusy               = &Error{Status: http.StatusServiceUnavailable, Code: "temporarily_unavailable", Description: descUnavailable}
+	errMethod             = &Error{Status: http.StatusMethodNotAllowed, Code: "invalid_request", Description: descInvalidRequest, Hint: "The token endpoint accepts only POST"}
+	errTooLarge           = &Error{Status: http.StatusRequestEntityTooLarge, Code: "invalid_request", Description: descInvalidRequest, Hint: "The request body is too large"}
+)
+
+func invalidRequest(hint string) *Error {
+	return &Error{Status: http.StatusBadRequest, Code: "invalid_request", Description: descInvalidRequest, Hint: hint}
+}
+
+// invalidScope names the offending scope, which is syntactically a scope token
+// (checked before), as league's hint does.
+func invalidScope(scope string) *Error {
+	e := &Error{Status: http.StatusBadRequest, Code: "invalid_scope", Description: descInvalidScope}
+	if scope != "" {
+		e.Hint = "Check the `" + scope + "` scope"
+	}
+	return e
+}
+
+func invalidRefresh(hint string) *Error {
+	return &Error{Status: http.StatusBadRequest, Code: "invalid_grant", Description: descInvalidRefresh, Hint: hint}
+}
+
+type body struct {
+	Error       string `json:"error"`
+	Description string `json:"error_description"`
+	Hint        string `json:"hint,omitempty"`
+	Message     string `json:"message"`
+}
+
+// writeError is the one place this dialect's errors are written. Login
+// failures of any reason become invalid_grant; anything unknown is logged
+// and answered as server_error.
+func (h *Handler) writeError(w http.ResponseWriter, err error, grant string, basic bool) {
+	var e *Error
+	switch {
+	case errors.As(err, &e):
+	case errors.Is(err, login.ErrInvalidCredentials):
+		e = errInvalidCredentials
+	case errors.Is(err, login.ErrBusy), errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		e = errBusy
+		w.Header().Set("Retry-After", "1")
+	default:
+		h.deps.Logger.Error(err, "token endpoint failed", "grant", grant)
+		e = errServer
+	}
+	if e.Code == "invalid_client" && basic {
+		w.Header().Set("WWW-Authenticate", `Basic realm="OAuth"`)
+	}
+	if grant == "" {
+		grant = "unknown"
+	}
+	h.deps.Metrics.Failed(Dialect, grant, e.Code)
+	write(w, e)
+}
+
+func write(w http.ResponseWriter, e *Error) {
+	httpx.WriteJSON(w, e.Status, body{Error: e.Code, Description: e.Description, Hint: e.Hint, Message: e.Description})
+}
+
+type shape struct{}
+
+func (shape) ServerError(w http.ResponseWriter)      { write(w, errServer) }
+func (shape) MethodNotAllowed(w http.ResponseWriter) { write(w, errMethod) }
+
+// Shape writes this dialect's 405 and 500 for the server's middleware.
+var Shape httpx.Shape = shape{}

@@ -1,0 +1,182 @@
+package resource
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gorilla/mux"
+
+	"github.com/tokensmith/tokensmith/internal/credstore"
+	"github.com/tokensmith/tokensmith/internal/keyset"
+	"github.com/tokensmith/tokensmith/server/index"
+	"github.com/tokensmith/tokensmith/server/tokens"
+)
+
+const issuer = "https://auth.example.test"
+
+var now = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+
+func digest(s string) credstore.Digest { return credstore.DigestOf(credstore.PurposeClientSecret, s) }
+
+func clientDocs() []credstore.ClientVerifier {
+	mk := func(id string, grants ...string) credstore.ClientVerifier {
+		return credstore.ClientVerifier{ClientID: id, GrantTypes: grants, Scopes: []string{"read", "write"},
+			Secrets: []credstore.SecretDigests{{ClientSecret: digest(id + "-secret")}}}
+	}
+	return []credstore.ClientVerifier{
+		mk("svc", "client_credentials"),
+		mk("mobile", "password", "refresh_token"),
+		mk("rs", "client_credentials"), // a resource server that only introspects
+		mk("game", "session"),
+	}
+}
+
+func userDocs(disabled bool) []credstore.UserVerifier {
+	return []credstore.UserVerifier{
+		{Username: "alice", CredentialGeneration: 1, Scopes: []string{"read", "write"}},
+		{Username: "bob", CredentialGeneration: 1, Disabled: disabled},
+	}
+}
+
+func newKeys(t testing.TB) *keyset.Set {
+	t.Helper()
+	s := &keyset.Set{}
+	if _, err := s.Reconcile(now.Add(-time.Hour), 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// fixture is a resource server over a snapshot that a fake revoker updates.
+type fixture struct {
+	t       testing.TB
+	keys    *keyset.Set
+	kr      *tokens.Keyring
+	mu      sync.Mutex
+	revs    []credstore.Revocation
+	snap    *index.Snapshot
+	handler http.Handler
+	failing bool // the revoker fails
+}
+
+func newFixture(t testing.TB) *fixture {
+	t.Helper()
+	f := &fixture{t: t, keys: newKeys(t)}
+	f.rebuild()
+	f.kr = f.snap.Keyring()
+	r := mux.NewRouter()
+	New(Options{Snapshot: f.snapshot, Issuer: issuer, Now: func() time.Time { return now }, Revoker: f}).Mount(r)
+	f.handler = r
+	return f
+}
+
+func (f *fixture) rebuild() {
+	s, err := index.NewSnapshot(clientDocs(), userDocs(true), f.keys, f.revs)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	f.snap = s
+}
+
+func (f *fixture) snapshot() *index.Snapshot {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.snap
+}
+
+// Revoke implements Revoker in memory.
+func (f *fixture) Revoke(_ context.Context, id string, exp time.Time) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.failing {
+		return errors.New("api server unreachable")
+	}
+	f.revs = append(f.revs, credstore.Revocation{ID: id, ExpiresAt: exp})
+	f.rebuild()
+	return nil
+}
+
+func (f *fixture) revocations() []credstore.Revocation {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]credstore.Revocation(nil), f.revs...)
+}
+
+func (f *fixture) mint(c *tokens.Claims, format tokens.Format, prefix string) string {
+	f.t.Helper()
+	if c.Issuer == "" {
+		c.Issuer = issuer
+	}
+	if c.IssuedAt.IsZero() {
+		c.IssuedAt = now.Add(-time.Minute)
+	}
+	if c.ExpiresAt.IsZero() {
+		c.ExpiresAt = now.Add(time.Hour)
+	}
+	tok, err := f.kr.Mint(c, format, prefix)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return tok
+}
+
+// clientToken is an ES256 client-credentials access token of svc.
+func (f *fixture) clientToken(mod func(*tokens.Claims)) (string, *tokens.Claims) {
+	c := &tokens.Claims{Kind: tokens.Access, Subject: "svc", ClientID: "svc", Scope: []string{"read"}, ID: "jti-svc"}
+	if mod != nil {
+		mod(c)
+	}
+	return f.mint(c, tokens.FormatES256, ""), c
+}
+
+// userTokens are an access and a refresh token of one alice session on mobile.
+func (f *fixture) userTokens(sid string) (access, refresh string) {
+	a := &tokens.Claims{Kind: tokens.Access, Subject: "alice", ClientID: "mobile", Scope: []string{"read", "write"}, SessionID: sid, Generation: 1, ID: "at-" + sid}
+	r := &tokens.Claims{Kind: tokens.Refresh, Subject: "alice", ClientID: "mobile", Scope: []string{"read", "write"}, SessionID: sid, Generation: 1, ID: "rt-" + sid,
+		ExpiresAt: now.Add(24 * time.Hour)}
+	return f.mint(a, tokens.FormatES256, ""), f.mint(r, tokens.FormatOpaque, tokens.PrefixRefresh)
+}
+
+type response struct {
+	status int
+	header http.Header
+	body   string
+}
+
+func (f *fixture) do(r *http.Request) response {
+	f.t.Helper()
+	w := httptest.NewRecorder()
+	f.handler.ServeHTTP(w, r)
+	b, _ := io.ReadAll(w.Result().Body)
+	return response{w.Code, w.Result().Header, string(b)}
+}
+
+func form(kv ...string) string {
+	v := url.Values{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		v.Add(kv[i], kv[i+1])
+	}
+	return v.Encode()
+}
+
+func post(path, body string, headers ...string) *http.Request {
+	r := httptest.NewRequest(http.MethodPost, path, strings.NewReader(body))
+	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	for i := 0; i+1 < len(headers); i += 2 {
+		r.Header.Set(headers[i], headers[i+1])
+	}
+	return r
+}
+
+func basic(id, secret string) string {
+	return "Basic " + base64.StdEncoding.EncodeToString([]byte(url.QueryEscape(id)+":"+url.QueryEscape(secret)))
+}

@@ -1,0 +1,184 @@
+package resource
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/gorilla/mux"
+
+	"github.com/tokensmith/tokensmith/server/index"
+	"github.com/tokensmith/tokensmith/server/internal/httpx"
+)
+
+// Paths served by Mount.
+const (
+	PathJWKS       = "/.well-known/jwks.json"
+	PathMetadata   = "/.well-known/oauth-authorization-server"
+	PathIntrospect = "/oauth/introspect"
+	PathRevoke     = "/oauth/revoke"
+	PathVerify     = "/auth/verify"
+	// PathToken is served by the oauth2 dialect; the metadata names it.
+	PathToken = "/oauth/token"
+)
+
+// Options are the handlers' dependencies.
+type Options struct {
+	// Snapshot returns the current credentials; when nil, Index.Snapshot is used.
+	Snapshot func() *index.Snapshot
+	Index    *index.Index
+	// Issuer is the "iss" of every token and the base URL of the metadata's endpoints.
+	Issuer string
+	// Now is the clock; default time.Now.
+	Now    func() time.Time
+	Logger logr.Logger
+	// Revoker records revocations durably. When nil, /oauth/revoke answers
+	// 503: a revocation that does not reach every replica is not offered.
+	Revoker Revoker
+	// SessionRevocationTTL is how long a revoked session id is kept: at least
+	// the longest refresh token lifetime, since a refreshed session's newer
+	// refresh tokens outlive the one presented. Default MaxTokenLifetime.
+	SessionRevocationTTL time.Duration
+}
+
+// MaxTokenLifetime is the longest lifetime the OAuthClient API admits (8784h).
+const MaxTokenLifetime = 8784 * time.Hour
+
+// Handlers serve the resource-server endpoints.
+type Handlers struct {
+	o Options
+}
+
+// New fills in defaults.
+func New(o Options) *Handlers {
+	if o.Snapshot == nil && o.Index != nil {
+		o.Snapshot = o.Index.Snapshot
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger.GetSink() == nil {
+		o.Logger = logr.Discard()
+	}
+	if o.SessionRevocationTTL <= 0 {
+		o.SessionRevocationTTL = MaxTokenLifetime
+	}
+	return &Handlers{o: o}
+}
+
+// Mount adds the endpoints to r.
+func (h *Handlers) Mount(r *mux.Router) {
+	r.Handle(PathJWKS, h.guard(http.HandlerFunc(h.jwks), http.MethodGet, http.MethodHead))
+	r.Handle(PathMetadata, h.guard(http.HandlerFunc(h.metadata), http.MethodGet, http.MethodHead))
+	r.Handle(PathIntrospect, h.guard(http.HandlerFunc(h.introspect), http.MethodPost))
+	r.Handle(PathRevoke, h.guard(http.HandlerFunc(h.revoke), http.MethodPost))
+	// Forward-auth callers send the original method (Envoy ext_authz, Traefik),
+	// and Envoy appends the original path to the configured prefix.
+	verify := h.guard(http.HandlerFunc(h.verify))
+	r.Handle(PathVerify, verify)
+	r.PathPrefix(PathVerify + "/").Handler(verify)
+}
+
+// snapshot returns the current snapshot, or nil when none is usable yet.
+func (h *Handlers) snapshot() *index.Snapshot {
+	if h.o.Snapshot == nil {
+		return nil
+	}
+	s := h.o.Snapshot()
+	if s == nil || s.Keyring() == nil {
+		return nil
+	}
+	return s
+}
+
+// endpoint returns the URL of path under the issuer.
+func (h *Handlers) endpoint(path string) string {
+	return strings.TrimRight(h.o.Issuer, "/") + path
+}
+
+// Error is an OAuth 2.0 error answer ({"error","error_description"}).
+type Error struct {
+	Status      int
+	Code        string
+	Description string
+}
+
+func (e *Error) Error() string { return e.Code + ": " + e.Description }
+
+var (
+	errMethod       = &Error{http.StatusMethodNotAllowed, "invalid_request", "Method not allowed."}
+	errTooLarge     = &Error{http.StatusRequestEntityTooLarge, "invalid_request", "The request body is too large."}
+	errMediaType    = &Error{http.StatusBadRequest, "invalid_request", "The request body must be application/x-www-form-urlencoded."}
+	errMalformed    = &Error{http.StatusBadRequest, "invalid_request", "The request body is malformed."}
+	errMissingToken = &Error{http.StatusBadRequest, "invalid_request", "The token parameter is missing or repeated."}
+	errInvalidReq   = &Error{http.StatusBadRequest, "invalid_request", "The request is malformed."}
+	errClient       = &Error{http.StatusUnauthorized, "invalid_client", "Client authentication failed."}
+	errUnavailable  = &Error{http.StatusServiceUnavailable, "temporarily_unavailable", "The server cannot handle the request now; retry later."}
+	errServer       = &Error{http.StatusInternalServerError, "server_error", "The server encountered an unexpected condition."}
+)
+
+type errorBody struct {
+	Error       string `json:"error"`
+	Description string `json:"error_description,omitempty"`
+}
+
+// writeError is the one place this package's JSON errors are written.
+func writeError(w http.ResponseWriter, e *Error) {
+	switch e.Status {
+	case http.StatusUnauthorized:
+		// RFC 9110 requires a challenge on every 401; RFC 6749 5.2 names Basic.
+		w.Header().Set("WWW-Authenticate", `Basic realm="OAuth"`)
+	case http.StatusServiceUnavailable:
+		w.Header().Set("Retry-After", "1")
+	}
+	httpx.WriteJSON(w, e.Status, errorBody{Error: e.Code, Description: e.Description})
+}
+
+// guard answers wrong methods with 405, caps bodies and turns a panic into a
+// logged server_error. No methods means any method.
+func (h *Handlers) guard(next http.Handler, methods ...string) http.Handler {
+	allow := strings.Join(methods, ", ")
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if p := recover(); p != nil {
+				if p == http.ErrAbortHandler {
+					panic(p)
+				}
+				h.o.Logger.Error(nil, "panic serving request", "path", r.URL.Path, "panic", p)
+				writeError(w, errServer)
+			}
+		}()
+		if len(methods) > 0 {
+			ok := false
+			for _, m := range methods {
+				ok = ok || r.Method == m
+			}
+			if !ok {
+				w.Header().Set("Allow", allow)
+				writeError(w, errMethod)
+				return
+			}
+		}
+		if r.Body != nil {
+			r.Body = http.MaxBytesReader(w, r.Body, httpx.MaxBody)
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// readForm parses the capped form body, mapping failures to errors.
+func readForm(r *http.Request) (map[string][]string, *Error) {
+	form, err := httpx.ParseForm(r)
+	switch {
+	case err == nil:
+		return form, nil
+	case errors.Is(err, httpx.ErrTooLarge):
+		return nil, errTooLarge
+	case errors.Is(err, httpx.ErrMediaType):
+		return nil, errMediaType
+	default:
+		return nil, errMalformed
+	}
+}

@@ -1,0 +1,114 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	"github.com/tokensmith/tokensmith/server/devicelogin"
+	"github.com/tokensmith/tokensmith/server/index"
+	"github.com/tokensmith/tokensmith/server/resource"
+)
+
+// RunOptions configure Run. Options.Index, Options.Revoker and
+// Options.DeviceRecorder are filled in by Run when nil.
+type RunOptions struct {
+	Options
+	// Namespace is the token server's own namespace: the only one whose
+	// Secrets it reads.
+	Namespace string
+	// Listen serves the token APIs (":4000"); AdminListen serves /healthz,
+	// /readyz and /metrics (":9090").
+	Listen, AdminListen string
+	// ShutdownTimeout bounds the graceful shutdown; default 10s.
+	ShutdownTimeout time.Duration
+}
+
+// Run serves the token server against the cluster behind cfg until ctx ends,
+// then shuts down gracefully. It is what "tokensmith server" and
+// "tokensmith local" run.
+func Run(ctx context.Context, cfg *rest.Config, o RunOptions) error {
+	if o.Namespace == "" {
+		return errors.New("server: a namespace is required")
+	}
+	if o.ShutdownTimeout <= 0 {
+		o.ShutdownTimeout = 10 * time.Second
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	clientset, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return fmt.Errorf("server: %w", err)
+	}
+	if o.Index == nil && o.Snapshot == nil {
+		o.Index = index.New(o.Logger.WithName("index"))
+		go func() {
+			if err := o.Index.Run(ctx, clientset, o.Namespace); err != nil && ctx.Err() == nil {
+				o.Logger.Error(err, "credential index stopped")
+			}
+		}()
+	}
+	if o.Revoker == nil {
+		o.Revoker = &resource.SecretRevoker{Client: clientset, Namespace: o.Namespace, Index: o.Index, Now: o.Now, Logger: o.Logger.WithName("revoker")}
+	}
+	var recorder *devicelogin.StatusRecorder
+	if o.DeviceRecorder == nil {
+		dyn, err := dynamic.NewForConfig(cfg)
+		if err != nil {
+			return fmt.Errorf("server: %w", err)
+		}
+		recorder = &devicelogin.StatusRecorder{Client: dyn, Logger: o.Logger.WithName("devices")}
+		o.DeviceRecorder = recorder
+		go recorder.Run(ctx)
+	}
+
+	s, err := New(o.Options)
+	if err != nil {
+		return err
+	}
+	api, err := net.Listen("tcp", o.Listen)
+	if err != nil {
+		return fmt.Errorf("server: listening on %s: %w", o.Listen, err)
+	}
+	admin, err := net.Listen("tcp", o.AdminListen)
+	if err != nil {
+		_ = api.Close()
+		return fmt.Errorf("server: listening on %s: %w", o.AdminListen, err)
+	}
+	servers := []*http.Server{
+		{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10},
+		{Handler: s.AdminHandler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second},
+	}
+	errs := make(chan error, 2)
+	for i, l := range []net.Listener{api, admin} {
+		go func() { errs <- servers[i].Serve(l) }()
+	}
+	o.Logger.Info("serving", "listen", api.Addr().String(), "adminListen", admin.Addr().String(), "namespace", o.Namespace, "issuer", o.Issuer)
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-errs:
+	}
+	shutdownCtx, stop := context.WithTimeout(context.WithoutCancel(ctx), o.ShutdownTimeout)
+	defer stop()
+	for _, srv := range servers {
+		_ = srv.Shutdown(shutdownCtx)
+	}
+	if recorder != nil {
+		recorder.Flush(shutdownCtx)
+	}
+	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
+		return fmt.Errorf("server: %w", serveErr)
+	}
+	o.Logger.Info("stopped")
+	return nil
+}

@@ -1,0 +1,135 @@
+package server
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr/testr"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/tokensmith/tokensmith/internal/credstore"
+	"github.com/tokensmith/tokensmith/internal/testenv"
+	st "github.com/tokensmith/tokensmith/server/internal/servertest"
+)
+
+func freeAddr(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// TestRunServesFromSecretsAndShutsDownGracefully runs the server the way
+// "tokensmith server" does, against a real kube-apiserver: it becomes ready
+// once the signing keys exist, serves a client written as a verifier Secret,
+// picks up a new client without restarting, and returns when its context ends.
+func TestRunServesFromSecretsAndShutsDownGracefully(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a kube-apiserver")
+	}
+	env, cfg, err := testenv.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = env.Stop() })
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	const ns = "tokensmith-system"
+	if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	writeSecret := func(name, typ string, doc any) {
+		t.Helper()
+		data, err := credstore.Encode(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: map[string]string{credstore.LabelSecretType: typ}},
+			Data: map[string][]byte{credstore.DataKey: data}}
+		if _, err := cs.CoreV1().Secrets(ns).Create(ctx, s, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	client := func(id, secret string) credstore.ClientVerifier {
+		return credstore.ClientVerifier{ClientID: id, GrantTypes: []string{"client_credentials"}, TokenFormat: "opaque",
+			Secrets: []credstore.SecretDigests{{ClientSecret: credstore.DigestOf(credstore.PurposeClientSecret, secret)}}}
+	}
+	writeSecret("client-a", credstore.TypeClientVerifier, client("a", "secret-a"))
+
+	listen, admin := freeAddr(t), freeAddr(t)
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(runCtx, cfg, RunOptions{
+			Options:   Options{Issuer: "https://tokensmith.test", Logger: testr.New(t), Login: loginCheap()},
+			Namespace: ns, Listen: listen, AdminListen: admin,
+		})
+	}()
+	status := func(method, u, body string) (int, string) {
+		req, _ := http.NewRequest(method, u, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return 0, err.Error()
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	eventually := func(what string, f func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for !f() {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s", what)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	eventually("the admin port", func() bool { c, _ := status("GET", "http://"+admin+"/healthz", ""); return c == 200 })
+	if c, _ := status("GET", "http://"+admin+"/readyz", ""); c != 503 {
+		t.Fatalf("ready without signing keys: %d", c)
+	}
+	writeSecret(credstore.SigningKeysSecretName, credstore.TypeSigningKeys, st.Keys(t))
+	eventually("readiness", func() bool { c, _ := status("GET", "http://"+admin+"/readyz", ""); return c == 200 })
+
+	tokenURL := "http://" + listen + "/v1/auth/token"
+	if c, body := status("POST", tokenURL, url.Values{"client_id": {"a"}, "client_secret": {"secret-a"}}.Encode()); c != 200 || !strings.Contains(body, `"access_token":"sk-`) {
+		t.Fatalf("got %d %s", c, body)
+	}
+	writeSecret("client-b", credstore.TypeClientVerifier, client("b", "secret-b"))
+	start := time.Now()
+	eventually("the new client", func() bool {
+		c, _ := status("POST", tokenURL, url.Values{"client_id": {"b"}, "client_secret": {"secret-b"}}.Encode())
+		return c == 200
+	})
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("a new client took %s to be served", d)
+	}
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run returned %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("Run did not return after its context ended")
+	}
+	if c, _ := status("GET", "http://"+admin+"/healthz", ""); c != 0 {
+		t.Fatal("the admin port still answers after shutdown")
+	}
+}

@@ -1,0 +1,267 @@
+package server
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/gorilla/mux"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/tokensmith/tokensmith/server/devicelogin"
+	"github.com/tokensmith/tokensmith/server/index"
+	"github.com/tokensmith/tokensmith/server/internal/httpx"
+	"github.com/tokensmith/tokensmith/server/login"
+	"github.com/tokensmith/tokensmith/server/oauth2"
+	"github.com/tokensmith/tokensmith/server/resource"
+	"github.com/tokensmith/tokensmith/server/session"
+	"github.com/tokensmith/tokensmith/server/v1token"
+)
+
+// Options configure a Server.
+type Options struct {
+	// Index serves the credentials. Snapshot, when set, replaces it (tests).
+	Index    *index.Index
+	Snapshot func() *index.Snapshot
+	// Issuer is the "iss" of every token.
+	Issuer string
+	// DevMode lets device login answer debug=1 with the document's debug
+	// object, which tells whether a username exists. Off by default.
+	DevMode bool
+	// DeviceLoginClient is the client id whose tokens device logins receive;
+	// that OAuthClient must exist and have the password grant.
+	DeviceLoginClient string
+	// DeviceTokenTTL is the device token lifetime; default 30 days.
+	DeviceTokenTTL time.Duration
+	// SessionAlg signs session dialect tokens; default HS512.
+	SessionAlg session.Alg
+	// Now is the clock; default time.Now.
+	Now    func() time.Time
+	Logger logr.Logger
+	// DeviceRecorder writes new devices into User status; nil records nothing.
+	DeviceRecorder devicelogin.DeviceRecorder
+	// TrustedProxies are the proxies whose X-Forwarded-For is believed when
+	// finding a request's client address (per-IP throttling).
+	TrustedProxies []netip.Prefix
+	// Revoker records /oauth/revoke revocations for every replica; nil makes
+	// /oauth/revoke answer 503 (Run sets a resource.SecretRevoker).
+	Revoker resource.Revoker
+	// Login tunes password verification (concurrency, dummy hash parameters, lockout).
+	Login login.Options
+}
+
+// Server is the token server's HTTP side.
+type Server struct {
+	o       Options
+	metrics *metrics
+	handler http.Handler
+	admin   http.Handler
+}
+
+// New checks o and builds the handlers.
+func New(o Options) (*Server, error) {
+	if o.Snapshot == nil {
+		if o.Index == nil {
+			return nil, errors.New("server: Options.Index is required")
+		}
+		o.Snapshot = o.Index.Snapshot
+	}
+	if o.Issuer == "" {
+		return nil, errors.New("server: Options.Issuer is required")
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger.GetSink() == nil {
+		o.Logger = logr.Discard()
+	}
+	if o.SessionAlg == "" {
+		o.SessionAlg = session.HS512
+	}
+	if _, err := session.ParseAlg(string(o.SessionAlg)); err != nil {
+		return nil, err
+	}
+	if o.DeviceTokenTTL <= 0 {
+		o.DeviceTokenTTL = devicelogin.DefaultTTL
+	}
+	if o.DevMode {
+		o.Logger.Info("WARNING: development mode is on: device login answers debug=1 with whether a username exists; never run it in production")
+	}
+	if o.DeviceLoginClient == "" {
+		o.Logger.Info("no --device-login-client set: POST /v1/oauth/ answers every login with a server error")
+	}
+	verifier, err := login.New(o.Login)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{o: o, metrics: newMetrics()}
+	deps := httpx.Deps{Snapshot: o.Snapshot, Issuer: o.Issuer, Now: o.Now, Logger: o.Logger, Metrics: s.metrics}
+
+	r := mux.NewRouter()
+	session.New(deps.WithLogger("session"), o.SessionAlg).Mount(r)
+	v1 := v1token.New(deps.WithLogger("v1"))
+	v1.Mount(r)
+	devicelogin.New(deps.WithLogger("device"), devicelogin.Options{
+		ClientID: o.DeviceLoginClient, TTL: o.DeviceTokenTTL, DevMode: o.DevMode, Login: verifier, Recorder: o.DeviceRecorder,
+	}).Mount(r)
+	oauth2.New(deps.WithLogger("oauth2"), verifier).Mount(r)
+	resource.New(resource.Options{
+		Snapshot: o.Snapshot, Index: o.Index, Issuer: o.Issuer, Now: o.Now, Logger: o.Logger.WithName("resource"), Revoker: o.Revoker,
+	}).Mount(r)
+	v1.MountNotFound(r)
+	r.NotFoundHandler = http.HandlerFunc(notFound)
+	r.MethodNotAllowedHandler = http.HandlerFunc(methodNotAllowed)
+	s.handler = s.middleware(r)
+	s.admin = s.adminHandler()
+	return s, nil
+}
+
+// Handler serves the token APIs.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// AdminHandler serves /healthz, /readyz and /metrics.
+func (s *Server) AdminHandler() http.Handler { return s.admin }
+
+// Ready reports whether the index has synced and holds a complete keyring.
+func (s *Server) Ready() bool {
+	if s.o.Index != nil && !s.o.Index.Ready() {
+		return false
+	}
+	snap := s.o.Snapshot()
+	return snap != nil && snap.Keyring().Complete()
+}
+
+func (s *Server) adminHandler() http.Handler {
+	m := http.NewServeMux()
+	m.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	m.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !s.Ready() {
+			http.Error(w, "not ready: credentials not synced or no signing keys", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	m.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{}))
+	return m
+}
+
+func notFound(w http.ResponseWriter, _ *http.Request) {
+	httpx.WriteJSON(w, http.StatusNotFound, map[string]string{"error": "not_found", "message": "No such endpoint"})
+}
+
+func methodNotAllowed(w http.ResponseWriter, _ *http.Request) {
+	httpx.WriteJSON(w, http.StatusMethodNotAllowed, map[string]string{"error": "method_not_allowed", "message": "Method not allowed"})
+}
+
+// middleware: request id, access log (never the query string, which carries
+// device login passwords), latency metrics, and a last-resort panic guard
+// (each dialect's Endpoint already answers panics in its own shape).
+func (s *Server) middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		id := r.Header.Get("X-Request-Id")
+		if !validRequestID(id) {
+			id = newRequestID()
+		}
+		w.Header().Set("X-Request-Id", id)
+		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		defer func() {
+			if p := recover(); p != nil {
+				if p == http.ErrAbortHandler {
+					panic(p)
+				}
+				s.o.Logger.Error(nil, "panic serving request", "requestID", id, "path", r.URL.Path, "panic", p)
+				if !rec.wrote {
+					httpx.WriteJSON(rec, http.StatusInternalServerError, map[string]string{"error": "server_error", "message": "Internal server error"})
+				}
+			}
+			d := dialectOf(r.URL.Path)
+			s.metrics.latency.WithLabelValues(d, r.Method, strconv.Itoa(rec.status)).Observe(time.Since(start).Seconds())
+			s.o.Logger.V(1).Info("request", "requestID", id, "method", r.Method, "path", r.URL.Path,
+				"dialect", d, "client", ClientIP(r, s.o.TrustedProxies).String(), "status", rec.status, "duration", time.Since(start).String())
+		}()
+		next.ServeHTTP(rec, r)
+	})
+}
+
+func dialectOf(path string) string {
+	switch {
+	case strings.HasPrefix(path, "/api/auth/session/"):
+		return session.Dialect
+	case path == v1token.Path:
+		return v1token.Dialect
+	case path == "/v1/oauth" || path == "/v1/oauth/":
+		return devicelogin.Dialect
+	case path == oauth2.Path:
+		return oauth2.Dialect
+	case strings.HasPrefix(path, "/oauth/") || strings.HasPrefix(path, "/.well-known/") || path == "/auth/verify":
+		return "resource"
+	}
+	return "other"
+}
+
+func validRequestID(id string) bool {
+	if id == "" || len(id) > 64 {
+		return false
+	}
+	for _, c := range []byte(id) {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+func newRequestID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+	wrote  bool
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	if !s.wrote {
+		s.status, s.wrote = code, true
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusRecorder) Write(b []byte) (int, error) {
+	s.wrote = true
+	return s.ResponseWriter.Write(b)
+}
+
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+// ParseTrustedProxies parses a comma-separated list of CIDRs or addresses.
+func ParseTrustedProxies(s string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		if p, err := netip.ParsePrefix(f); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(f)
+		if err != nil {
+			return nil, fmt.Errorf("trusted proxy %q is neither an address nor a CIDR", f)
+		}
+		out = append(out, netip.PrefixFrom(a, a.BitLen()))
+	}
+	return out, nil
+}
