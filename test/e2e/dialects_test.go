@@ -12,9 +12,9 @@ import (
 
 	"github.com/MicahParks/keyfunc/v3"
 	"github.com/golang-jwt/jwt/v5"
+	"golang.org/x/oauth2/clientcredentials"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
-	"golang.org/x/oauth2/clientcredentials"
 
 	authv1alpha1 "github.com/tokensmith/tokensmith/api/v1alpha1"
 )

@@ -193,4 +193,3 @@ func freeAddr(t *testing.T) string {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
-
