@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -109,7 +110,13 @@ func (r *SigningKeysReconciler) ensureRevocations(ctx context.Context, reader se
 	if err != nil {
 		return err
 	}
-	_, err = applySecret(ctx, r.Client, reader, nil, r.secret(key.Name, credstore.TypeRevocations, doc))
+	// Create only: the token servers own the content once it exists. Going
+	// through applySecret would, on AlreadyExists (a lagging cache), overwrite
+	// every recorded revocation with an empty list.
+	err = r.Client.Create(ctx, r.secret(key.Name, credstore.TypeRevocations, doc))
+	if apierrors.IsAlreadyExists(err) {
+		return nil
+	}
 	return err
 }
 

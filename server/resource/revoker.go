@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/util/retry"
 
@@ -41,6 +42,12 @@ type SecretRevoker struct {
 	Logger logr.Logger
 }
 
+// revocationBackoff spreads concurrent writers from several replicas apart.
+// client-go's DefaultRetry (5 tries, 10ms apart) gives up under a handful of
+// simultaneous revocations; revocations are rare, so waiting up to a few
+// seconds is better than answering 503.
+var revocationBackoff = wait.Backoff{Steps: 12, Duration: 10 * time.Millisecond, Factor: 1.6, Jitter: 0.5, Cap: 2 * time.Second}
+
 // Revoke implements Revoker.
 func (s *SecretRevoker) Revoke(ctx context.Context, id string, expiresAt time.Time) error {
 	if id == "" {
@@ -51,7 +58,7 @@ func (s *SecretRevoker) Revoke(ctx context.Context, id string, expiresAt time.Ti
 		now = s.Now()
 	}
 	secrets := s.Client.CoreV1().Secrets(s.Namespace)
-	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+	err := retry.RetryOnConflict(revocationBackoff, func() error {
 		sec, err := secrets.Get(ctx, credstore.RevocationsSecretName, metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
 			data, err := encodeRevocations(nil, id, expiresAt, now)

@@ -61,7 +61,7 @@ func (h *Handlers) verify(w http.ResponseWriter, r *http.Request) {
 // when the header is not a well-formed Bearer credential (RFC 6750 2.1).
 func bearer(r *http.Request) (token string, present bool) {
 	vals := r.Header.Values("Authorization")
-	if len(vals) == 0 {
+	if len(vals) == 0 || len(vals) == 1 && strings.TrimSpace(vals[0]) == "" {
 		return "", false
 	}
 	if len(vals) > 1 {
