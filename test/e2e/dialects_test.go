@@ -202,3 +202,58 @@ func jwtHeader(t *testing.T, token string) map[string]any {
 	}
 	return h
 }
+
+// TestResourceServersCanCheckTokens takes a token from the running binaries and
+// checks it the ways resource servers and ingress controllers do, then revokes it.
+func TestResourceServersCanCheckTokens(t *testing.T) {
+	ctx := context.Background()
+	rs := &authv1alpha1.OAuthClient{ObjectMeta: metav1.ObjectMeta{Name: "orders-api", Namespace: "default"},
+		Spec: authv1alpha1.OAuthClientSpec{GrantTypes: []authv1alpha1.GrantType{authv1alpha1.GrantClientCredentials}, Scopes: []string{"orders"}}}
+	if err := suite.k8s.Create(ctx, rs); err != nil {
+		t.Fatal(err)
+	}
+	waitClientReady(t, "default", "orders-api")
+	creds := readSecret(t, "default", "orders-api-credentials")
+	var r response
+	eventually(t, 5*time.Second, "orders-api to be served", func() bool {
+		r = postForm(t, "/oauth/token", url.Values{"grant_type": {"client_credentials"}, "client_id": {creds["CLIENT_ID"]}, "client_secret": {creds["CLIENT_SECRET"]}})
+		return r.status == http.StatusOK
+	})
+	token, _ := r.json(t)["access_token"].(string)
+	remember(token)
+
+	introspect := func() map[string]any {
+		req, _ := http.NewRequest(http.MethodPost, suite.baseURL+"/oauth/introspect", strings.NewReader(url.Values{"token": {token}}.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.SetBasicAuth(creds["CLIENT_ID"], creds["CLIENT_SECRET"])
+		return do(t, req).json(t)
+	}
+	verify := func(scope string) response {
+		req, _ := http.NewRequest(http.MethodGet, suite.baseURL+"/auth/verify?scope="+url.QueryEscape(scope), nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		return do(t, req)
+	}
+	if got := introspect(); got["active"] != true || got["client_id"] != creds["CLIENT_ID"] || got["scope"] != "orders" {
+		t.Fatalf("introspection = %v", got)
+	}
+	if v := verify("orders"); v.status != http.StatusOK || v.header.Get("X-Auth-Client") != creds["CLIENT_ID"] || v.header.Get("X-Auth-Scopes") != "orders" {
+		t.Fatalf("forward-auth = %d %v", v.status, v.header)
+	}
+	if v := verify("admin"); v.status != http.StatusForbidden {
+		t.Fatalf("forward-auth with a missing scope = %d, want 403", v.status)
+	}
+
+	req, _ := http.NewRequest(http.MethodPost, suite.baseURL+"/oauth/revoke", strings.NewReader(url.Values{"token": {token}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(creds["CLIENT_ID"], creds["CLIENT_SECRET"])
+	if rr := do(t, req); rr.status != http.StatusOK {
+		t.Fatalf("revoke = %d %s", rr.status, rr.body)
+	}
+	eventually(t, time.Second, "the revoked token to be inactive", func() bool {
+		got := introspect()
+		return len(got) == 1 && got["active"] == false
+	})
+	if v := verify(""); v.status != http.StatusUnauthorized || !strings.Contains(v.header.Get("WWW-Authenticate"), `error="invalid_token"`) {
+		t.Fatalf("forward-auth after revocation = %d %v", v.status, v.header)
+	}
+}
