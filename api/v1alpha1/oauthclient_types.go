@@ -158,6 +158,3 @@ type OAuthClientList struct {
 	Items           []OAuthClient `json:"items"`
 }
 
-func init() {
-	SchemeBuilder.Register(&OAuthClient{}, &OAuthClientList{})
-}

@@ -136,7 +136,7 @@ func writeKubeconfig(env *envtest.Environment, dir string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return "", err
 	}
 	path := filepath.Join(dir, "kubeconfig")
@@ -207,7 +207,7 @@ func applyManifests(ctx context.Context, c client.Client, dir string) ([]applied
 			if obj.GetNamespace() == "" {
 				obj.SetNamespace("default")
 			}
-			if err := c.Patch(ctx, obj, client.Apply, client.FieldOwner("tokensmith-local"), client.ForceOwnership); err != nil {
+			if err := c.Apply(ctx, client.ApplyConfigurationFromUnstructured(obj), client.FieldOwner("tokensmith-local"), client.ForceOwnership); err != nil {
 				return nil, fmt.Errorf("applying %s %s from %s: %w", obj.GetKind(), obj.GetName(), file, err)
 			}
 			applied = append(applied, appliedObject{Kind: obj.GetKind(), Namespace: obj.GetNamespace(), Name: obj.GetName()})

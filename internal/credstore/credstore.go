@@ -59,9 +59,9 @@ func verifierName(kind, namespace, name string) string {
 	sum := sha256.Sum256([]byte(namespace + "/" + name))
 	suffix := hex.EncodeToString(sum[:4])
 	readable := kind + "-" + namespace + "-" + name
-	const max = 253 - 9
-	if len(readable) > max {
-		readable = strings.TrimRight(readable[:max], "-.")
+	const maxReadable = 253 - 9 // a Secret name is at most 253 characters; 9 go to the suffix
+	if len(readable) > maxReadable {
+		readable = strings.TrimRight(readable[:maxReadable], "-.")
 	}
 	return readable + "-" + suffix
 }

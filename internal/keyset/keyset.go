@@ -21,7 +21,9 @@ import (
 type Algorithm string
 
 const (
+	// ES256 keys sign JWTs that resource servers verify with the JWKS.
 	ES256 Algorithm = "ES256"
+	// HS512 keys sign JWTs for resource servers that verify with a shared key.
 	HS512 Algorithm = "HS512"
 	// AEAD keys encrypt opaque tokens with AES-256-GCM.
 	AEAD Algorithm = "A256GCM"
@@ -30,7 +32,7 @@ const (
 // Algorithms lists every algorithm a complete set has a current key for.
 var Algorithms = []Algorithm{ES256, HS512, AEAD}
 
-// MinHMACKeyBytes: HS512 keys shorter than the hash output are refused.
+// MinHMACKeyBytes is the shortest HS512 key accepted: keys shorter than the hash output are refused.
 const MinHMACKeyBytes = 64
 
 // Key is one key. Material is PKCS#8 DER for ES256 and raw bytes otherwise.

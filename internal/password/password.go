@@ -88,7 +88,7 @@ func (h *Hashed) Verify(password string) bool {
 	if len(password) > MaxLength {
 		return false
 	}
-	got := argon2.IDKey([]byte(password), h.salt, h.params.Iterations, h.params.MemoryKiB, h.params.Parallelism, uint32(len(h.key)))
+	got := argon2.IDKey([]byte(password), h.salt, h.params.Iterations, h.params.MemoryKiB, h.params.Parallelism, uint32(len(h.key))) //nolint:gosec // Parse bounds len(h.key) to 64
 	return subtle.ConstantTimeCompare(got, h.key) == 1
 }
 
