@@ -15,6 +15,7 @@ import (
 	"golang.org/x/oauth2/clientcredentials"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	authv1alpha1 "github.com/tokensmith/tokensmith/api/v1alpha1"
 )
@@ -122,6 +123,18 @@ func TestEveryDialectIssuesTokensFromControllerCredentials(t *testing.T) {
 		if !body.Success || body.Data.AccessToken == "" || body.Data.Expiry < want-60 || body.Data.Expiry > want+60 {
 			t.Fatalf("body = %s", r.body)
 		}
+		eventually(t, 5*time.Second, "the new device in the User's status (written by the server's ServiceAccount)", func() bool {
+			var u authv1alpha1.User
+			if err := suite.k8s.Get(context.Background(), client.ObjectKey{Namespace: "default", Name: "alice"}, &u); err != nil {
+				return false
+			}
+			for _, d := range u.Status.Devices {
+				if d.Name == "e2e-laptop" {
+					return true
+				}
+			}
+			return false
+		})
 	})
 
 	t.Run("OAuth 2.0 password grant answers JWTs that verify through the JWKS", func(t *testing.T) {

@@ -1,6 +1,7 @@
 // Package e2e runs the real tokensmith binaries (controller and server, as
-// separate processes) against a real kube-apiserver and talks to them the way
-// users do: kubectl-style object writes and HTTP calls.
+// separate processes, each acting as the ServiceAccount the Helm chart gives
+// it, with the chart's RBAC) against a real kube-apiserver and talks to them
+// the way users do: kubectl-style object writes and HTTP calls.
 package e2e
 
 import (
@@ -33,8 +34,10 @@ var suite struct {
 	baseURL    string // token server
 	adminURL   string // metrics and probes
 	kubeconfig string
-	binary     string
-	logs       *syncBuffer // everything both processes wrote
+	// serverKubeconfig acts as the token server's ServiceAccount from the chart.
+	serverKubeconfig string
+	binary           string
+	logs             *syncBuffer // everything both processes wrote
 }
 
 func TestMain(m *testing.M) {
@@ -74,16 +77,34 @@ func run(m *testing.M) int {
 		return 1
 	}
 
+	controllerSA, serverSA, err := applyChartRBAC(ctx, suite.k8s)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	controllerKubeconfig, err := impersonatingKubeconfig(suite.kubeconfig, controllerSA)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	serverKubeconfig, err := impersonatingKubeconfig(suite.kubeconfig, serverSA)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+
+	suite.serverKubeconfig = serverKubeconfig
+
 	listen, admin := freeAddr(), freeAddr()
 	suite.baseURL, suite.adminURL = "http://"+listen, "http://"+admin
 	suite.logs = &syncBuffer{}
 	stopController := startProcess(suite.logs, "controller",
-		"--kubeconfig", suite.kubeconfig, "--server-namespace", serverNamespace,
+		"--kubeconfig", controllerKubeconfig, "--server-namespace", serverNamespace,
 		"--metrics-bind-address", "0", "--health-probe-bind-address", "0",
 		"--token-url", suite.baseURL+"/oauth/token")
 	defer stopController()
 	stopServer := startProcess(suite.logs, "server",
-		"--kubeconfig", suite.kubeconfig, "--namespace", serverNamespace,
+		"--kubeconfig", serverKubeconfig, "--namespace", serverNamespace,
 		"--listen", listen, "--admin-listen", admin,
 		"--issuer", "https://tokensmith.test", "--device-login-client", deviceLoginClientID)
 	defer stopServer()
