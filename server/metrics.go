@@ -3,6 +3,8 @@ package server
 import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/tokensmith/tokensmith/server/index"
 )
 
 // metrics implements httpx.Metrics on a private registry.
@@ -37,4 +39,22 @@ func (m *metrics) Issued(dialect, grant string) { m.issued.WithLabelValues(diale
 
 func (m *metrics) Failed(dialect, grant, reason string) {
 	m.failed.WithLabelValues(dialect, grant, reason).Inc()
+}
+
+// registerIndexSize exports how many clients and users the index serves, read
+// at scrape time from the current snapshot.
+func (m *metrics) registerIndexSize(snapshot func() *index.Snapshot) {
+	for _, kind := range []string{"clients", "users"} {
+		m.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name:        "tokensmith_index_entries",
+			Help:        "Credentials in the token server's in-memory index, by kind.",
+			ConstLabels: prometheus.Labels{"kind": kind},
+		}, func() float64 {
+			clients, users := snapshot().Counts()
+			if kind == "clients" {
+				return float64(clients)
+			}
+			return float64(users)
+		}))
+	}
 }

@@ -102,6 +102,7 @@ func New(o Options) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{o: o, metrics: newMetrics()}
+	s.metrics.registerIndexSize(o.Snapshot)
 	deps := httpx.Deps{Snapshot: o.Snapshot, Issuer: o.Issuer, Now: o.Now, Logger: o.Logger, Metrics: s.metrics}
 
 	r := mux.NewRouter()

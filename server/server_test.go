@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -143,6 +144,10 @@ func TestEveryDialectThroughOneHandler(t *testing.T) {
 	t.Run("counts issued tokens and failures in /metrics", func(t *testing.T) {
 		admin := httptest.NewServer(s.AdminHandler())
 		defer admin.Close()
+		clients, users := s.o.Snapshot().Counts()
+		if clients == 0 || users == 0 {
+			t.Fatal("the fixture has no clients or users: the index gauge would prove nothing")
+		}
 		resp, err := http.Get(admin.URL + "/metrics")
 		if err != nil {
 			t.Fatal(err)
@@ -154,6 +159,8 @@ func TestEveryDialectThroughOneHandler(t *testing.T) {
 			`tokensmith_tokens_issued_total{dialect="device",grant="password"} 2`,
 			`tokensmith_token_failures_total{dialect="oauth2",grant="client_credentials",reason="invalid_client"} 1`,
 			`tokensmith_http_request_duration_seconds_count{code="200",dialect="v1",method="POST"} 1`,
+			fmt.Sprintf(`tokensmith_index_entries{kind="clients"} %d`, clients),
+			fmt.Sprintf(`tokensmith_index_entries{kind="users"} %d`, users),
 		} {
 			if !strings.Contains(string(b), want) {
 				t.Errorf("/metrics lacks %s", want)
