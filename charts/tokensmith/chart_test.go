@@ -325,7 +325,9 @@ func TestTokenURLReachesTheServer(t *testing.T) {
 	svc := convert[corev1.Service](t, svcObj)
 	port := 80
 	if u.Port() != "" {
-		fmt.Sscan(u.Port(), &port)
+		if _, err := fmt.Sscan(u.Port(), &port); err != nil {
+			t.Fatalf("token URL port %q: %v", u.Port(), err)
+		}
 	}
 	server := convert[appsv1.Deployment](t, find(objs, "Deployment", "tokensmith-server"))
 	if !labels.SelectorFromSet(svc.Spec.Selector).Matches(labels.Set(server.Spec.Template.Labels)) {

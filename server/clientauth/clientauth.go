@@ -15,12 +15,12 @@ import (
 type Method int
 
 const (
-	// MethodNone: no client credentials were found.
+	// MethodNone means no client credentials were found.
 	MethodNone Method = iota
-	// MethodBasic: HTTP Basic (client_secret_basic). Callers answering
+	// MethodBasic is HTTP Basic (client_secret_basic). Callers answering
 	// invalid_client add `WWW-Authenticate: Basic realm="OAuth"` (RFC 6749 5.2).
 	MethodBasic
-	// MethodPost: client_id and client_secret in the body (client_secret_post).
+	// MethodPost is client_id and client_secret in the body (client_secret_post).
 	MethodPost
 )
 

@@ -143,7 +143,7 @@ func (h *Handlers) guard(next http.Handler, methods ...string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		defer func() {
 			if p := recover(); p != nil {
-				if p == http.ErrAbortHandler {
+				if err, ok := p.(error); ok && errors.Is(err, http.ErrAbortHandler) {
 					panic(p)
 				}
 				h.o.Logger.Error(nil, "panic serving request", "path", r.URL.Path, "panic", p)

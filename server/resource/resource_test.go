@@ -311,7 +311,7 @@ func TestDiscovery(t *testing.T) {
 		}
 		// An independent library verifies a token with the published key alone.
 		tok, _ := f.clientToken(nil)
-		jws, err := jose.ParseSigned(tok, []jose.SignatureAlgorithm{jose.ES256})
+		jws, err := jose.ParseSignedCompact(tok, []jose.SignatureAlgorithm{jose.ES256})
 		if err != nil {
 			t.Fatal(err)
 		}

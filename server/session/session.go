@@ -29,7 +29,9 @@ const DefaultTTL = time.Hour
 type Alg string
 
 const (
+	// HS512 signs session tokens with the shared HS512 key, as the document's example shows.
 	HS512 Alg = "HS512"
+	// ES256 signs session tokens with the ES256 key published in the JWKS.
 	ES256 Alg = "ES256"
 )
 

@@ -1,7 +1,7 @@
 package tokens_test
 
 import (
-	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/hmac"
 	"crypto/sha256"
 	"crypto/sha512"
@@ -367,8 +367,10 @@ func TestKeyRotation(t *testing.T) {
 		if len(rotated.PublicKeys()) != 2 {
 			t.Fatalf("PublicKeys has %d keys, want current and retired", len(rotated.PublicKeys()))
 		}
-		for _, pk := range rotated.PublicKeys() {
-			var _ *ecdsa.PublicKey = pk
+		for kid, pk := range rotated.PublicKeys() {
+			if pk == nil || pk.Curve != elliptic.P256() {
+				t.Fatalf("public key %s is not a P-256 key", kid)
+			}
 		}
 	})
 	if _, err := set.Reconcile(now.Add(48*time.Hour), 0, 24*time.Hour); err != nil {

@@ -53,7 +53,10 @@ type Metrics interface {
 // NopMetrics counts nothing.
 type NopMetrics struct{}
 
-func (NopMetrics) Issued(string, string)         {}
+// Issued counts nothing.
+func (NopMetrics) Issued(string, string) {}
+
+// Failed counts nothing.
 func (NopMetrics) Failed(string, string, string) {}
 
 // Shape writes a dialect's answers to faults found outside its handler.
@@ -73,7 +76,7 @@ func Endpoint(shape Shape, log logr.Logger, h http.Handler, methods ...string) h
 		rw := &trackingWriter{ResponseWriter: w}
 		defer func() {
 			if p := recover(); p != nil {
-				if p == http.ErrAbortHandler {
+				if err, ok := p.(error); ok && errors.Is(err, http.ErrAbortHandler) {
 					panic(p)
 				}
 				log.Error(nil, "panic serving request", "path", r.URL.Path, "panic", p, "stack", string(debug.Stack()))
