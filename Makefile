@@ -65,7 +65,7 @@ fuzz: control-plane ## Run every fuzz target for longer (FUZZTIME=2m by default 
 
 .PHONY: bench
 bench: control-plane build ## Measure the token server against a same-run baseline; writes bench/results/.
-	KUBEBUILDER_ASSETS=$$(hack/build-control-plane.sh) go run ./hack/bench
+	KUBEBUILDER_ASSETS=$$(hack/build-control-plane.sh) go run ./hack/bench $(BENCH_FLAGS)
 
 ##@ Build
 

@@ -1,0 +1,325 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	authv1alpha1 "github.com/tokensmith/tokensmith/api/v1alpha1"
+	"github.com/tokensmith/tokensmith/controllers"
+)
+
+const appsNamespace = "bench-apps"
+
+// ControllerResult holds the controller phase's figures.
+type ControllerResult struct {
+	Clients          int      `json:"clients"`
+	ReadySeconds     float64  `json:"ready_seconds"`
+	ResyncReconciles float64  `json:"resync_reconciles"`
+	ResyncWrites     int      `json:"resync_writes"`
+	ResyncEvents     int      `json:"resync_events"`
+	ResyncChanged    []string `json:"resync_changed,omitempty"`
+	ServedSamples    int      `json:"served_samples"`
+	ServedP50ms      float64  `json:"served_p50_ms"`
+	ServedP99ms      float64  `json:"served_p99_ms"`
+	ServedMaxms      float64  `json:"served_max_ms"`
+	ClientQPS        float32  `json:"controller_client_qps"`
+	// From controller-runtime's metrics during the apply phase (oauthclient controller).
+	ApplyReconciles       float64 `json:"apply_reconciles"`
+	ApplyReconcileSeconds float64 `json:"apply_reconcile_seconds_sum"`
+	MaxConcurrent         float64 `json:"max_concurrent_reconciles"`
+	// StartupReconciles/StartupSeconds: the manager's first pass over everything already in the cluster
+	// (the 20,000 verifier Secrets map to their owners), drained before the 1,000 are applied.
+	StartupReconciles float64 `json:"startup_reconciles"`
+	StartupSeconds    float64 `json:"startup_seconds"`
+	Note              string  `json:"note,omitempty"`
+}
+
+func startManager(ctx context.Context, cfg *rest.Config, tokenURL string) (func(), error) {
+	mgr, err := controllers.NewManager(cfg, controllers.ManagerOptions{SkipControllerNameValidation: true})
+	if err != nil {
+		return nil, err
+	}
+	if err := controllers.Setup(mgr, controllers.Options{ServerNamespace: serverNamespace, TokenURL: tokenURL}); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := mgr.Start(ctx); err != nil {
+			logf("manager: %v", err)
+		}
+	}()
+	return func() { cancel(); <-done }, nil
+}
+
+// reconcileTotal sums controller_runtime_reconcile_total over every controller.
+func reconcileTotal() float64 {
+	mfs, err := crmetrics.Registry.Gather()
+	if err != nil {
+		return 0
+	}
+	var sum float64
+	for _, mf := range mfs {
+		if mf.GetName() != "controller_runtime_reconcile_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			sum += m.GetCounter().GetValue()
+		}
+	}
+	return sum
+}
+
+func runControllerPhase(ctx context.Context, cfg *rest.Config, c client.Client, baseURL string, n, samples int) (*ControllerResult, error) {
+	res := &ControllerResult{Clients: n, ClientQPS: cfg.QPS}
+	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: appsNamespace}}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return nil, err
+	}
+	stop, err := startManager(ctx, cfg, baseURL+"/oauth/token")
+	if err != nil {
+		return nil, err
+	}
+	// 0. let the manager's initial pass drain, so that the apply phase measures the 1,000 alone.
+	su0, suStart := reconcileTotal(), time.Now()
+	last, lastChange := su0, time.Now()
+	for time.Since(suStart) < 2*time.Minute {
+		time.Sleep(200 * time.Millisecond)
+		if cur := reconcileTotal(); cur != last {
+			last, lastChange = cur, time.Now()
+		} else if time.Since(lastChange) > time.Second && cur > su0 {
+			break
+		}
+	}
+	res.StartupReconciles, res.StartupSeconds = last-su0, lastChange.Sub(suStart).Seconds()
+	logf("controller: initial pass: %.0f reconciles in %.2fs", res.StartupReconciles, res.StartupSeconds)
+
+	// 1. apply n OAuthClients, wait for all Ready with their consumer Secrets.
+	cnt0, sum0, _ := reconcileStats("oauthclient")
+	start := time.Now()
+	var (
+		wg   sync.WaitGroup
+		next atomic.Int64
+		fail atomic.Value
+	)
+	for range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					return
+				}
+				o := &authv1alpha1.OAuthClient{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("app-%04d", i), Namespace: appsNamespace},
+					Spec: authv1alpha1.OAuthClientSpec{GrantTypes: []authv1alpha1.GrantType{authv1alpha1.GrantClientCredentials}, Scopes: []string{"read"}}}
+				if err := c.Create(ctx, o); err != nil && !apierrors.IsAlreadyExists(err) {
+					fail.CompareAndSwap(nil, err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if err, ok := fail.Load().(error); ok {
+		stop()
+		return nil, err
+	}
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		ready, secrets := countReady(ctx, c)
+		if ready >= n && secrets >= n {
+			break
+		}
+		if time.Now().After(deadline) {
+			res.Note = fmt.Sprintf("timed out: %d Ready, %d Secrets", ready, secrets)
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	res.ReadySeconds = time.Since(start).Seconds()
+	cnt1, sum1, maxc := reconcileStats("oauthclient")
+	res.ApplyReconciles, res.ApplyReconcileSeconds, res.MaxConcurrent = cnt1-cnt0, sum1-sum0, maxc
+	logf("controller: oauthclient reconciles %.0f, summed reconcile time %.2fs, max concurrent reconciles %.0f", res.ApplyReconciles, res.ApplyReconcileSeconds, maxc)
+	logf("controller: %d OAuthClients Ready with Secrets in %.2fs", n, res.ReadySeconds)
+	time.Sleep(2 * time.Second) // let stragglers (status echoes) settle before the snapshot
+
+	// 2. no-op resync: restart the manager (a full re-list and reconcile of every object) and count writes.
+	before, err := versions(ctx, c)
+	if err != nil {
+		stop()
+		return nil, err
+	}
+	evBefore := countEvents(ctx, c)
+	stop()
+	r0 := reconcileTotal()
+	stop, err = startManager(ctx, cfg, baseURL+"/oauth/token")
+	if err != nil {
+		return nil, err
+	}
+	deadline = time.Now().Add(90 * time.Second)
+	last, lastChange = r0, time.Now()
+	for time.Now().Before(deadline) {
+		time.Sleep(250 * time.Millisecond)
+		cur := reconcileTotal()
+		if cur != last {
+			last, lastChange = cur, time.Now()
+		}
+		if cur-r0 >= float64(n) && time.Since(lastChange) > 2*time.Second {
+			break
+		}
+	}
+	res.ResyncReconciles = last - r0
+	after, err := versions(ctx, c)
+	if err != nil {
+		stop()
+		return nil, err
+	}
+	for k, v := range after {
+		if before[k] != v {
+			res.ResyncWrites++
+			if len(res.ResyncChanged) < 10 {
+				res.ResyncChanged = append(res.ResyncChanged, k)
+			}
+		}
+	}
+	res.ResyncEvents = countEvents(ctx, c) - evBefore
+	logf("controller: no-op resync: %.0f reconciles, %d objects written, %d events", res.ResyncReconciles, res.ResyncWrites, res.ResyncEvents)
+
+	// 3. change-to-served: create a client, poll until the token server serves it.
+	hc := newHTTPClient(2)
+	var lat []time.Duration
+	for i := range samples {
+		name := fmt.Sprintf("served-%02d", i)
+		t0 := time.Now()
+		o := &authv1alpha1.OAuthClient{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: appsNamespace},
+			Spec: authv1alpha1.OAuthClientSpec{GrantTypes: []authv1alpha1.GrantType{authv1alpha1.GrantClientCredentials}}}
+		if err := c.Create(ctx, o); err != nil {
+			stop()
+			return nil, err
+		}
+		var creds map[string][]byte
+		ok := false
+		for time.Since(t0) < 20*time.Second {
+			if creds == nil {
+				var s corev1.Secret
+				if err := c.Get(ctx, client.ObjectKey{Namespace: appsNamespace, Name: name + "-credentials"}, &s); err == nil {
+					creds = s.Data
+				}
+			}
+			if creds != nil {
+				form := url.Values{"client_id": {string(creds["CLIENT_ID"])}, "client_secret": {string(creds["CLIENT_SECRET"])}}
+				req, _ := post(baseURL+"/v1/auth/token", "application/x-www-form-urlencoded", []byte(form.Encode()))
+				if good, _ := doOne(hc, req); good {
+					ok = true
+					break
+				}
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		if ok {
+			lat = append(lat, time.Since(t0))
+		}
+	}
+	stop()
+	slices.Sort(lat)
+	res.ServedSamples = len(lat)
+	if len(lat) > 0 {
+		ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+		res.ServedP50ms = ms(lat[len(lat)/2])
+		res.ServedP99ms = ms(lat[int(0.99*float64(len(lat)-1))])
+		res.ServedMaxms = ms(lat[len(lat)-1])
+	}
+	_ = http.StatusOK
+	return res, nil
+}
+
+func countReady(ctx context.Context, c client.Client) (ready, secrets int) {
+	var l authv1alpha1.OAuthClientList
+	if err := c.List(ctx, &l, client.InNamespace(appsNamespace)); err == nil {
+		for _, o := range l.Items {
+			if meta.IsStatusConditionTrue(o.Status.Conditions, authv1alpha1.ConditionReady) {
+				ready++
+			}
+		}
+	}
+	var s corev1.SecretList
+	if err := c.List(ctx, &s, client.InNamespace(appsNamespace)); err == nil {
+		secrets = len(s.Items)
+	}
+	return ready, secrets
+}
+
+// reconcileStats reads one controller's reconcile count, summed reconcile
+// time and MaxConcurrentReconciles from controller-runtime's metrics.
+func reconcileStats(controller string) (count, seconds, maxConcurrent float64) {
+	mfs, err := crmetrics.Registry.Gather()
+	if err != nil {
+		return 0, 0, 0
+	}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			match := false
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "controller" && l.GetValue() == controller {
+					match = true
+				}
+			}
+			if !match {
+				continue
+			}
+			switch mf.GetName() {
+			case "controller_runtime_reconcile_time_seconds":
+				count += float64(m.GetHistogram().GetSampleCount())
+				seconds += m.GetHistogram().GetSampleSum()
+			case "controller_runtime_max_concurrent_reconciles":
+				maxConcurrent = m.GetGauge().GetValue()
+			}
+		}
+	}
+	return count, seconds, maxConcurrent
+}
+
+// versions maps every OAuthClient and Secret the controller owns to its resourceVersion.
+func versions(ctx context.Context, c client.Client) (map[string]string, error) {
+	out := map[string]string{}
+	var l authv1alpha1.OAuthClientList
+	if err := c.List(ctx, &l, client.InNamespace(appsNamespace)); err != nil {
+		return nil, err
+	}
+	for _, o := range l.Items {
+		out["oauthclient/"+o.Name] = o.ResourceVersion
+	}
+	for _, ns := range []string{appsNamespace, serverNamespace} {
+		var s corev1.SecretList
+		if err := c.List(ctx, &s, client.InNamespace(ns)); err != nil {
+			return nil, err
+		}
+		for _, o := range s.Items {
+			out["secret/"+ns+"/"+o.Name] = o.ResourceVersion
+		}
+	}
+	return out, nil
+}
+
+func countEvents(ctx context.Context, c client.Client) int {
+	var l eventsv1.EventList
+	if err := c.List(ctx, &l); err != nil {
+		return 0
+	}
+	return len(l.Items)
+}

@@ -1,0 +1,152 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	authv1alpha1 "github.com/tokensmith/tokensmith/api/v1alpha1"
+	"github.com/tokensmith/tokensmith/internal/credstore"
+	"github.com/tokensmith/tokensmith/internal/keyset"
+	"github.com/tokensmith/tokensmith/internal/password"
+)
+
+const (
+	serverNamespace = "tokensmith-system"
+	// deviceLoginClient is client 0: it has the password grant and is the server's --device-login-client.
+	deviceLoginClient = "bc-00000"
+	userPassword      = "bench-password-correct-horse"
+	numericBase       = 100000
+)
+
+// clientCred is what a load worker sends for one client.
+type clientCred struct {
+	ID, Secret     string
+	NumericID      int64
+	APIKey, APISec string
+	Opaque         bool
+}
+
+type fixtures struct {
+	clients []clientCred
+	users   []string // usernames; every one has userPassword
+}
+
+func verifierSecret(name, typ, owner string, doc []byte) *corev1.Secret {
+	return &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{
+			Namespace: serverNamespace, Name: name,
+			Labels: map[string]string{
+				authv1alpha1.LabelManagedBy: authv1alpha1.ManagedByValue,
+				credstore.LabelSecretType:   typ,
+			},
+			Annotations: map[string]string{credstore.AnnotationOwner: owner},
+		},
+		Type: corev1.SecretTypeOpaque,
+		Data: map[string][]byte{credstore.DataKey: doc},
+	}
+}
+
+// writeFixtures writes nClients client verifiers, nUsers user verifiers and a
+// signing-keys Secret into the server namespace with parallel creates. Users
+// share one precomputed argon2id hash (password.Default) of userPassword.
+func writeFixtures(ctx context.Context, c client.Client, nClients, nUsers, par int) (*fixtures, time.Duration, error) {
+	start := time.Now()
+	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: serverNamespace}}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return nil, 0, err
+	}
+	set := &keyset.Set{}
+	if _, err := set.Reconcile(time.Now(), 720*time.Hour, 8800*time.Hour); err != nil {
+		return nil, 0, err
+	}
+	doc, err := credstore.Encode(set)
+	if err != nil {
+		return nil, 0, err
+	}
+	ks := verifierSecret(credstore.SigningKeysSecretName, credstore.TypeSigningKeys, "", doc)
+	delete(ks.Annotations, credstore.AnnotationOwner)
+	if err := c.Create(ctx, ks); err != nil && !apierrors.IsAlreadyExists(err) {
+		return nil, 0, err
+	}
+
+	phc, err := password.Hash(userPassword, password.Default)
+	if err != nil {
+		return nil, 0, err
+	}
+	f := &fixtures{clients: make([]clientCred, nClients), users: make([]string, nUsers)}
+	objs := make([]*corev1.Secret, 0, nClients+nUsers)
+	for i := range nClients {
+		sec, err := credstore.RandomSecret(32)
+		if err != nil {
+			return nil, 0, err
+		}
+		key, _ := credstore.RandomSecret(16)
+		apisec, _ := credstore.RandomSecret(32)
+		cc := clientCred{ID: fmt.Sprintf("bc-%05d", i), Secret: sec, NumericID: int64(numericBase + i), APIKey: key, APISec: apisec, Opaque: i%2 == 1}
+		f.clients[i] = cc
+		kd, ad := credstore.DigestOf(credstore.PurposeAPIKey, key), credstore.DigestOf(credstore.PurposeAPISecret, apisec)
+		format := "jwt"
+		if cc.Opaque {
+			format = "opaque"
+		}
+		name := fmt.Sprintf("bench-client-%05d", i)
+		v := credstore.ClientVerifier{
+			Namespace: "bench", Name: name, ClientID: cc.ID, NumericID: cc.NumericID,
+			GrantTypes:  []string{"client_credentials", "session", "password", "refresh_token"},
+			Scopes:      []string{"read", "write"},
+			TokenFormat: format,
+			Secrets:     []credstore.SecretDigests{{ClientSecret: credstore.DigestOf(credstore.PurposeClientSecret, sec), APIKey: &kd, APISecret: &ad}},
+		}
+		doc, err := credstore.Encode(v)
+		if err != nil {
+			return nil, 0, err
+		}
+		objs = append(objs, verifierSecret(credstore.ClientVerifierName("bench", name), credstore.TypeClientVerifier, "bench/"+name, doc))
+	}
+	for i := range nUsers {
+		name := fmt.Sprintf("bench-user-%05d", i)
+		f.users[i] = fmt.Sprintf("user-%05d@bench.test", i)
+		v := credstore.UserVerifier{
+			Namespace: "bench", Name: name, Username: f.users[i], PasswordHash: phc,
+			Scopes: []string{"read", "write"}, CredentialGeneration: 1, PasswordSource: "bench/1",
+			KnownDevices: []string{"bench-device"},
+		}
+		doc, err := credstore.Encode(v)
+		if err != nil {
+			return nil, 0, err
+		}
+		objs = append(objs, verifierSecret(credstore.UserVerifierName("bench", name), credstore.TypeUserVerifier, "bench/"+name, doc))
+	}
+	var (
+		wg   sync.WaitGroup
+		next atomic.Int64
+		fail atomic.Value
+	)
+	for range par {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(objs) {
+					return
+				}
+				if err := c.Create(ctx, objs[i]); err != nil && !apierrors.IsAlreadyExists(err) {
+					fail.CompareAndSwap(nil, err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if err, ok := fail.Load().(error); ok {
+		return nil, 0, err
+	}
+	return f, time.Since(start), nil
+}
