@@ -10,7 +10,21 @@ while IFS= read -r file; do
   pkg="./$(dirname "$file")"
   for target in $(grep -oE '^func (Fuzz[A-Za-z0-9_]+)\(' "$file" | sed -E 's/^func (Fuzz[A-Za-z0-9_]+)\(/\1/'); do
     echo "--- fuzz $pkg $target ($fuzztime)"
-    go test -run='^$' -fuzz="^${target}\$" -fuzztime="$fuzztime" "$pkg"
+    if ! out=$(go test -run='^$' -fuzz="^${target}\$" -fuzztime="$fuzztime" "$pkg" 2>&1); then
+      echo "$out"
+      # Go's fuzzer can stop with "context deadline exceeded" when the time runs
+      # out while its workers are still starting, which finds nothing. Only that
+      # case is retried, once, for longer; any real finding ("Failing input
+      # written to ...") or other failure fails the run.
+      if grep -q 'context deadline exceeded' <<<"$out" && ! grep -q 'Failing input written' <<<"$out"; then
+        echo "--- fuzz $pkg $target: the fuzzer ran out of time while starting; retrying for 10s"
+        go test -run='^$' -fuzz="^${target}\$" -fuzztime=10s "$pkg"
+      else
+        exit 1
+      fi
+    else
+      echo "$out" | tail -n 3
+    fi
     count=$((count + 1))
   done
 done < <(git ls-files --cached --others --exclude-standard '*_test.go' | grep -v '^hack/tools/' | sort)
