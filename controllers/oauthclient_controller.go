@@ -122,6 +122,7 @@ func (r *OAuthClientReconciler) reconcile(ctx context.Context, req ctrl.Request)
 func (r *OAuthClientReconciler) reconcileClient(ctx context.Context, oc *authv1alpha1.OAuthClient) (ctrl.Result, error) {
 	now := r.Options.now()
 	secretKey := types.NamespacedName{Namespace: oc.Namespace, Name: consumerSecretName(oc)}
+	issued := issuedFrom(oc.Status.SecretName, oc.Status.ClientID, secretKey.Name)
 	oc.Status.SecretName = secretKey.Name
 
 	consumer, err := r.secrets().get(ctx, secretKey)
@@ -130,8 +131,11 @@ func (r *OAuthClientReconciler) reconcileClient(ctx context.Context, oc *authv1a
 	}
 	if oc.Spec.ExistingSecret {
 		if missing := missingProvidedKeys(oc, consumer); missing != "" {
+			// Never generate into a Secret someone else provides, and leave the
+			// verifier as it is: see keptWhileWaiting.
 			r.setNotReady(oc, now, authv1alpha1.ReasonWaitingForSecret, EventWaitingForSecret, actionWait,
-				fmt.Sprintf("Waiting for Secret %s to hold %s", secretKey.Name, missing))
+				fmt.Sprintf("Waiting for Secret %s to hold %s", secretKey.Name, missing)+
+					keptWhileWaiting(ctx, r.Client, r.verifierKey(oc)))
 			return ctrl.Result{}, nil
 		}
 	}
@@ -160,7 +164,7 @@ func (r *OAuthClientReconciler) reconcileClient(ctx context.Context, oc *authv1a
 	}
 
 	if !oc.Spec.ExistingSecret {
-		if consumer, err = r.ensureConsumerSecret(ctx, oc, secretKey, consumer, clientID); err != nil {
+		if consumer, err = r.ensureConsumerSecret(ctx, oc, secretKey, consumer, clientID, issued); err != nil {
 			return ctrl.Result{}, err
 		}
 	}

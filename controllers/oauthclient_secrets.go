@@ -109,9 +109,12 @@ func newClientID() string {
 // replacing a credential it holds: create only when the API server has none,
 // otherwise adopt it and fill in what is missing. It also carries out a
 // rotation requested by the rotate annotation.
-func (r *OAuthClientReconciler) ensureConsumerSecret(ctx context.Context, oc *authv1alpha1.OAuthClient, key types.NamespacedName, existing *corev1.Secret, clientID string) (*corev1.Secret, error) {
+//
+// issued says that credentials were already handed out through this Secret:
+// if it is gone now, someone deleted it (see createConsumerSecret).
+func (r *OAuthClientReconciler) ensureConsumerSecret(ctx context.Context, oc *authv1alpha1.OAuthClient, key types.NamespacedName, existing *corev1.Secret, clientID string, issued bool) (*corev1.Secret, error) {
 	if existing == nil {
-		created, err := r.createConsumerSecret(ctx, oc, key, clientID)
+		created, err := r.createConsumerSecret(ctx, oc, key, clientID, issued)
 		if err != nil || created != nil {
 			return created, err
 		}
@@ -196,7 +199,28 @@ func (r *OAuthClientReconciler) ensureConsumerSecret(ctx context.Context, oc *au
 
 // createConsumerSecret generates every credential and creates the Secret. It
 // returns (nil, nil) when the Secret already exists.
-func (r *OAuthClientReconciler) createConsumerSecret(ctx context.Context, oc *authv1alpha1.OAuthClient, key types.NamespacedName, clientID string) (*corev1.Secret, error) {
+//
+// A consumer Secret deleted by hand (recreated is true) is recreated with NEW
+// secrets under the SAME client id, and the verifier treats it as a rotation:
+// the old secrets keep working for spec.rotationGracePeriod, then stop. Why:
+//   - the old plaintext is gone from the cluster (the verifier holds only
+//     digests), so it cannot be put back; the only alternatives are new
+//     credentials or none, and "none" leaves every pod that mounts the Secret
+//     unable to start (or, with a volume, stuck on stale files) until a person
+//     acts, while the client is still declared in the OAuthClient;
+//   - running applications that read the old secret before the deletion keep
+//     working for the grace period, exactly as after the rotate annotation or
+//     a hand edit of the Secret: one rule for every way credentials change,
+//     and the owner sets its length (0s cuts the old secret off at once);
+//   - deletion is not a revocation: to take a client away, delete the
+//     OAuthClient (its finalizer removes the verifier); to cut off a leaked
+//     secret, set rotationGracePeriod to 0s and rotate.
+//
+// A Warning event, ConsumerSecretRecreated, tells a person that applications
+// holding the old secret must re-read the Secret before the grace period ends.
+// The create is preceded by a read from the API server, never the cache, so a
+// restart or a lagging cache can never be mistaken for a deletion.
+func (r *OAuthClientReconciler) createConsumerSecret(ctx context.Context, oc *authv1alpha1.OAuthClient, key types.NamespacedName, clientID string, recreated bool) (*corev1.Secret, error) {
 	// The cache holds only labelled Secrets and may lag: ask the API server
 	// before generating anything, so an existing credential is never replaced.
 	probe := &corev1.Secret{}
@@ -235,6 +259,18 @@ func (r *OAuthClientReconciler) createConsumerSecret(ctx context.Context, oc *au
 			return nil, nil
 		}
 		return nil, fmt.Errorf("creating Secret %s: %w", key, err)
+	}
+	if recreated {
+		if grace := gracePeriod(oc); grace > 0 {
+			r.event(oc, corev1.EventTypeWarning, EventConsumerSecretRecreated, actionCreate,
+				"Secret %s was deleted; generated new credentials into it under the same client id. The previous ones work for %s: "+
+					"applications must re-read the Secret before then", key.Name, grace)
+		} else {
+			r.event(oc, corev1.EventTypeWarning, EventConsumerSecretRecreated, actionCreate,
+				"Secret %s was deleted; generated new credentials into it under the same client id. The previous ones no longer work "+
+					"(rotationGracePeriod is 0s): applications must re-read the Secret", key.Name)
+		}
+		return s, nil
 	}
 	r.event(oc, corev1.EventTypeNormal, EventGenerated, actionCreate, "Generated credentials into Secret %s", key.Name)
 	return s, nil

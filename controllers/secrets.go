@@ -52,6 +52,10 @@ const (
 	EventWaitingForSecret = "WaitingForSecret"
 	// EventInvalid (Warning): the Secret holds values that cannot be used.
 	EventInvalid = "Invalid"
+	// EventConsumerSecretRecreated (Warning): a consumer Secret that credentials
+	// had been issued through was deleted, and was recreated with new ones;
+	// applications holding the old ones must re-read it before they expire.
+	EventConsumerSecretRecreated = "ConsumerSecretRecreated"
 )
 
 // Actions of the events.k8s.io API, which asks what the controller did.
@@ -199,4 +203,30 @@ func deleteSecret(ctx context.Context, c client.Client, r secretReader, key type
 // ownerString is the credstore.AnnotationOwner value of obj.
 func ownerString(obj client.Object) string {
 	return obj.GetNamespace() + "/" + obj.GetName()
+}
+
+// issuedFrom reports whether credentials were already issued through the
+// Secret named want: the status (which lives in the API server and so
+// survives restarts) records it as the Secret and holds the client id that
+// was settled together with it. It does not depend on Ready, which a later
+// problem (an invalid edit, say) may have turned False in between.
+func issuedFrom(statusSecret, statusClientID, want string) bool {
+	return statusSecret == want && statusClientID != ""
+}
+
+// keptWhileWaiting is the part of a WaitingForSecret message that says what
+// happens to a verifier already written from a provided Secret that has since
+// gone or lost a key: it is kept, unchanged. A provided Secret is written by
+// someone else (a person, external-secrets, a Vault agent), and a missing one
+// is far more often a sync in progress or an upgrade recreating it than a
+// decision to revoke; the applications still hold the credentials, which
+// tokensmith never generated and cannot replace. Dropping the verifier would
+// turn every such blip into an outage, and it would not revoke anything that
+// deleting the OAuthClient or User (or disabling the User) does not revoke
+// properly. The message says so, so that Ready=False is not read as "refused".
+func keptWhileWaiting(ctx context.Context, c client.Reader, verifier types.NamespacedName) string {
+	if err := c.Get(ctx, verifier, &corev1.Secret{}); err != nil {
+		return ""
+	}
+	return "; the credentials last read from it stay valid until then (delete the object to revoke them)"
 }

@@ -136,8 +136,10 @@ func (r *UserReconciler) reconcileUser(ctx context.Context, u *authv1alpha1.User
 	}
 
 	secretName, key := passwordSecretKey(u)
+	// A password was hashed from this Secret before: if it is gone, it was deleted.
+	issued := u.Status.PasswordSecretName == secretName && u.Status.CredentialGeneration > 0
 	u.Status.PasswordSecretName = secretName
-	pwSecret, err := r.passwordSecret(ctx, u, types.NamespacedName{Namespace: u.Namespace, Name: secretName}, key)
+	pwSecret, err := r.passwordSecret(ctx, u, types.NamespacedName{Namespace: u.Namespace, Name: secretName}, key, issued)
 	if err != nil {
 		return err
 	}
@@ -146,8 +148,9 @@ func (r *UserReconciler) reconcileUser(ctx context.Context, u *authv1alpha1.User
 		pw = string(pwSecret.Data[key])
 	}
 	if pw == "" {
+		// The verifier is left as it is: see keptWhileWaiting.
 		r.setNotReady(u, now, authv1alpha1.ReasonWaitingForSecret, EventWaitingForSecret, actionWait,
-			fmt.Sprintf("Waiting for Secret %s to hold the key %q", secretName, key))
+			fmt.Sprintf("Waiting for Secret %s to hold the key %q", secretName, key)+keptWhileWaiting(ctx, r.Client, r.verifierKey(u)))
 		return nil
 	}
 	if len(pw) > password.MaxLength {

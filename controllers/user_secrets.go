@@ -32,7 +32,13 @@ func passwordSecretKey(u *authv1alpha1.User) (string, string) {
 // passwordSecret returns the Secret holding u's password, or nil when a
 // referenced Secret does not exist yet. Without a reference it generates the
 // password once into "<name>-password", owned by u.
-func (r *UserReconciler) passwordSecret(ctx context.Context, u *authv1alpha1.User, key types.NamespacedName, dataKey string) (*corev1.Secret, error) {
+//
+// A generated password Secret deleted by hand (recreated is true) is
+// recreated with a new password, like an OAuthClient's consumer Secret, but
+// with no grace period: a new password is a password change, which ends the
+// user's sessions at once (the verifier bumps the credential generation).
+// A Warning event says so.
+func (r *UserReconciler) passwordSecret(ctx context.Context, u *authv1alpha1.User, key types.NamespacedName, dataKey string, recreated bool) (*corev1.Secret, error) {
 	s, err := r.secrets().get(ctx, key)
 	if err != nil || u.Spec.PasswordSecretRef != nil {
 		return s, err
@@ -58,7 +64,12 @@ func (r *UserReconciler) passwordSecret(ctx context.Context, u *authv1alpha1.Use
 		}
 		err = r.Client.Create(ctx, s)
 		if err == nil {
-			emit(r.Recorder, u, corev1.EventTypeNormal, EventGenerated, actionCreate, "Generated a password into Secret %s", key.Name)
+			if recreated {
+				emit(r.Recorder, u, corev1.EventTypeWarning, EventConsumerSecretRecreated, actionCreate,
+					"Secret %s was deleted; generated a new password into it, and every session of this user has ended", key.Name)
+			} else {
+				emit(r.Recorder, u, corev1.EventTypeNormal, EventGenerated, actionCreate, "Generated a password into Secret %s", key.Name)
+			}
 			return s, nil
 		}
 		if !apierrors.IsAlreadyExists(err) {
