@@ -10,5 +10,6 @@
 // at once; a request that cannot get a slot within Options.MaxWait fails with
 // ErrBusy, which each dialect answers as 503.
 //
-// Lockout (issue 7) plugs in through the Lockout interface.
+// Per-user lockout plugs in through the Lockout interface (server/lockout);
+// without one, a lock recorded in the User's status is still honoured.
 package login

@@ -37,9 +37,11 @@ type Failure struct{ Reason Reason }
 func (f *Failure) Error() string        { return "login: invalid credentials (" + string(f.Reason) + ")" }
 func (f *Failure) Is(target error) bool { return target == ErrInvalidCredentials }
 
-// Lockout is the hook for per-user brute-force protection (issue 7). Check
-// runs before the password is verified and may refuse the login (the answer is
-// still ErrInvalidCredentials, reason locked); Record learns each outcome.
+// Lockout is the hook for per-user brute-force protection (server/lockout).
+// Check runs, with a verification slot held, before the password is verified
+// and may refuse the login (the answer is still ErrInvalidCredentials, reason
+// locked, after the same verification); it must honour u.LockedUntil. When it
+// returns false, Record learns that attempt's outcome exactly once.
 // Implementations must not block: they run on the request path.
 type Lockout interface {
 	Check(u *index.User, now time.Time) (locked bool)
@@ -114,11 +116,19 @@ func (v *Verifier) Login(ctx context.Context, snap *index.Snapshot, req Request)
 		return nil, &Failure{Reason: ReasonWrongPassword}
 	}
 	u := snap.User(req.Username)
-	// A locked user still costs a verification, so that the answer's timing
-	// says nothing about the lock.
-	locked := u != nil && v.lockout != nil && v.lockout.Check(u, req.Now)
 	if err := v.acquire(ctx); err != nil {
 		return nil, err
+	}
+	// Checked with the slot held, so that no attempt queued for a slot slips
+	// past a lock set meanwhile. A locked user still costs a verification, so
+	// that the answer's timing says nothing about the lock.
+	var locked bool
+	switch {
+	case u == nil:
+	case v.lockout != nil:
+		locked = v.lockout.Check(u, req.Now)
+	default:
+		locked = u.LockedUntil != nil && req.Now.Before(*u.LockedUntil)
 	}
 	var ok bool
 	if u == nil || u.Hash == nil {

@@ -71,6 +71,20 @@ func TestLockoutHookRefusesLikeAWrongPassword(t *testing.T) {
 	}
 }
 
+func TestALockInUserStatusIsHonouredWithoutALockout(t *testing.T) {
+	until := st.Now.Add(time.Minute)
+	snap := st.Snapshot(t, nil, []credstore.UserVerifier{{Username: "alice", PasswordHash: st.Hash(t, "pw"), LockedUntil: &until}}, nil)
+	v, _ := New(Options{DummyParams: &st.Cheap})
+	_, err := v.Login(context.Background(), snap, Request{Username: "alice", Password: "pw", Now: st.Now})
+	var f *Failure
+	if !errors.As(err, &f) || f.Reason != ReasonLocked {
+		t.Fatalf("err %v, want reason locked", err)
+	}
+	if u, err := v.Login(context.Background(), snap, Request{Username: "alice", Password: "pw", Now: until}); err != nil || u == nil {
+		t.Fatalf("refused after the lock ran out: %v", err)
+	}
+}
+
 func TestBusyWhenEverySlotIsTaken(t *testing.T) {
 	snap := st.Snapshot(t, nil, []credstore.UserVerifier{{Username: "alice", PasswordHash: st.Hash(t, "pw")}}, nil)
 	v, _ := New(Options{DummyParams: &st.Cheap, MaxConcurrent: 1, MaxWait: 20 * time.Millisecond})
