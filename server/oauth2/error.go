@@ -46,14 +46,13 @@ func invalidRequest(hint string) *Error {
 	return &Error{Status: http.StatusBadRequest, Code: "invalid_request", Description: descInvalidRequest, Hint: hint}
 }
 
-// invalidScope names the offending scope, which is syntactically a scope token
-// (checked before), as league's hint does.
-func invalidScope(scope string) *Error {
-	e := &Error{Status: http.StatusBadRequest, Code: "invalid_scope", Description: descInvalidScope}
-	if scope != "" {
-		e.Hint = "Check the `" + scope + "` scope"
-	}
-	return e
+// invalidScope does not name the offending scope, unlike league's hint: what
+// a client sends as a scope is its input, and a secret pasted into the wrong
+// parameter must never come back in an error (test/e2e's leak check sends
+// one). The hint says where to look instead.
+func invalidScope(string) *Error {
+	return &Error{Status: http.StatusBadRequest, Code: "invalid_scope", Description: descInvalidScope,
+		Hint: "Check the requested scopes against the client's allowed scopes"}
 }
 
 func invalidRefresh(hint string) *Error {

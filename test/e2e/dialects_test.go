@@ -13,6 +13,7 @@ import (
 	"github.com/MicahParks/keyfunc/v3"
 	"github.com/golang-jwt/jwt/v5"
 	"golang.org/x/oauth2/clientcredentials"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -24,8 +25,8 @@ import (
 // (the server's --device-login-client).
 const deviceLoginClientID = "e2e-mobile-app"
 
-// applyFixtures creates one OAuthClient per dialect and a User, and waits until
-// all are Ready.
+// applyFixtures creates one OAuthClient per dialect and a User, unless an
+// earlier test did, and waits until all are Ready.
 func applyFixtures(t *testing.T) (session, v1, mobile map[string]string, password string) {
 	t.Helper()
 	ctx := context.Background()
@@ -40,15 +41,13 @@ func applyFixtures(t *testing.T) (session, v1, mobile map[string]string, passwor
 			GrantTypes: []authv1alpha1.GrantType{authv1alpha1.GrantPassword, authv1alpha1.GrantRefreshToken, authv1alpha1.GrantClientCredentials},
 			Scopes:     []string{"read", "write"}}},
 	}
-	for _, o := range objs {
-		if err := suite.k8s.Create(ctx, o); err != nil {
-			t.Fatal(err)
-		}
-	}
 	user := &authv1alpha1.User{ObjectMeta: metav1.ObjectMeta{Name: "alice", Namespace: "default"},
 		Spec: authv1alpha1.UserSpec{Username: "alice@example.com", Scopes: []string{"read", "write"}}}
-	if err := suite.k8s.Create(ctx, user); err != nil {
-		t.Fatal(err)
+	// Tests that need the fixtures call this in any order; the first creates them.
+	for _, o := range append([]client.Object{user}, objs[0], objs[1], objs[2]) {
+		if err := suite.k8s.Create(ctx, o); err != nil && !apierrors.IsAlreadyExists(err) {
+			t.Fatal(err)
+		}
 	}
 	for _, o := range objs {
 		waitClientReady(t, o.Namespace, o.Name)

@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -28,6 +29,10 @@ func remember(values ...string) {
 	}
 }
 
+// errorBodies keeps every non-2xx answer the suite received, for the leak
+// check: an error message must never quote a credential or token.
+var errorBodies syncBuffer
+
 type response struct {
 	status int
 	header http.Header
@@ -51,6 +56,9 @@ func do(t *testing.T, req *http.Request) response {
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode >= 300 {
+		fmt.Fprintf(&errorBodies, "%d %s %s: %s\n", resp.StatusCode, req.Method, req.URL.Path, body)
+	}
 	return response{status: resp.StatusCode, header: resp.Header, body: body}
 }
 

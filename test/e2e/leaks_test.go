@@ -13,13 +13,14 @@ import (
 )
 
 // findLeaks looks for every credential and token the suite used in everything
-// a person or a log pipeline can see: both processes' logs, every Event, and
-// the status of every OAuthClient and User. Secrets themselves are where
+// a person or a log pipeline can see: both processes' logs, every error
+// response body, every Event, and the status of every OAuthClient and User. Secrets themselves are where
 // credentials belong and are not searched.
 func findLeaks(ctx context.Context) []string {
 	var haystacks []struct{ where, text string }
 	add := func(where, text string) { haystacks = append(haystacks, struct{ where, text string }{where, text}) }
 	add("process logs", suite.logs.String())
+	add("error response bodies", errorBodies.String())
 
 	var events eventsv1.EventList
 	if err := suite.k8s.List(ctx, &events); err == nil {

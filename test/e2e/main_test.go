@@ -202,7 +202,8 @@ func freeAddr() string {
 	return l.Addr().String()
 }
 
-// syncBuffer collects the output of both processes for the leak check.
+// syncBuffer collects text for the leak check: both processes' output, and
+// error bodies.
 type syncBuffer struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
