@@ -13,6 +13,8 @@ type metrics struct {
 	issued   *prometheus.CounterVec
 	failed   *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
+	// throttled counts 429s by dialect and limiter ("ip" or "client").
+	throttled *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -29,8 +31,11 @@ func newMetrics() *metrics {
 			Help:    "Latency of token server requests, by dialect, method and status code.",
 			Buckets: []float64{.001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
 		}, []string{"dialect", "method", "code"}),
+		throttled: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tokensmith_throttled_requests_total", Help: "Requests answered 429 by a rate limit, by dialect and limiter (ip or client).",
+		}, []string{"dialect", "limiter"}),
 	}
-	m.registry.MustRegister(m.issued, m.failed, m.latency,
+	m.registry.MustRegister(m.issued, m.failed, m.latency, m.throttled,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/tokensmith/tokensmith/server/oauth2"
 	"github.com/tokensmith/tokensmith/server/resource"
 	"github.com/tokensmith/tokensmith/server/session"
+	"github.com/tokensmith/tokensmith/server/throttle"
 	"github.com/tokensmith/tokensmith/server/v1token"
 )
 
@@ -55,12 +56,16 @@ type Options struct {
 	Revoker resource.Revoker
 	// Login tunes password verification (concurrency, dummy hash parameters, lockout).
 	Login login.Options
+	// RateLimits throttle per client address and per client id; the zero
+	// value throttles nothing (see DefaultRateLimits).
+	RateLimits RateLimits
 }
 
 // Server is the token server's HTTP side.
 type Server struct {
 	o       Options
 	metrics *metrics
+	limits  *limits
 	handler http.Handler
 	admin   http.Handler
 }
@@ -103,7 +108,11 @@ func New(o Options) (*Server, error) {
 	}
 	s := &Server{o: o, metrics: newMetrics()}
 	s.metrics.registerIndexSize(o.Snapshot)
+	s.limits = newLimits(o.RateLimits, o.Now, s.metrics)
 	deps := httpx.Deps{Snapshot: o.Snapshot, Issuer: o.Issuer, Now: o.Now, Logger: o.Logger, Metrics: s.metrics}
+	if s.limits.client != nil {
+		deps.Clients = s.limits
+	}
 
 	r := mux.NewRouter()
 	session.New(deps.WithLogger("session"), o.SessionAlg).Mount(r)
@@ -188,6 +197,9 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 			s.o.Logger.V(1).Info("request", "requestID", id, "method", r.Method, "path", r.URL.Path,
 				"dialect", d, "client", ClientIP(r, s.o.TrustedProxies).String(), "status", rec.status, "duration", time.Since(start).String())
 		}()
+		if !s.limits.limitIP(rec, r, func() string { return throttle.IPKey(ClientIP(r, s.o.TrustedProxies)) }) {
+			return
+		}
 		next.ServeHTTP(rec, r)
 	})
 }

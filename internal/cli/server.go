@@ -28,6 +28,7 @@ type serverFlags struct {
 	deviceTokenTTL    time.Duration
 	sessionAlg        string
 	trustedProxies    string
+	rateLimits        server.RateLimits
 	zap               zap.Options
 }
 
@@ -45,6 +46,11 @@ func parseServerFlags(args []string, stderr io.Writer) (*serverFlags, *server.Ru
 	fs.DurationVar(&f.deviceTokenTTL, "device-token-ttl", devicelogin.DefaultTTL, "Lifetime of device login tokens.")
 	fs.StringVar(&f.sessionAlg, "session-alg", string(session.HS512), "Signature of session API tokens: HS512 or ES256.")
 	fs.StringVar(&f.trustedProxies, "trusted-proxies", "", "Comma-separated CIDRs of proxies whose X-Forwarded-For is believed for per-IP throttling.")
+	f.rateLimits = server.DefaultRateLimits()
+	fs.Float64Var(&f.rateLimits.PerIP, "rate-limit-per-ip", f.rateLimits.PerIP, "Requests per second per client address (IPv6: per /64) on the token, password, introspect and revoke endpoints; 0 disables. See --trusted-proxies.")
+	fs.IntVar(&f.rateLimits.PerIPBurst, "rate-limit-per-ip-burst", f.rateLimits.PerIPBurst, "Requests one client address may send at once before --rate-limit-per-ip applies.")
+	fs.Float64Var(&f.rateLimits.PerClient, "rate-limit-per-client", f.rateLimits.PerClient, "Requests per second per presented client id on the token endpoints, checked before the secret; 0 disables.")
+	fs.IntVar(&f.rateLimits.PerClientBurst, "rate-limit-per-client-burst", f.rateLimits.PerClientBurst, "Requests one client id may send at once before --rate-limit-per-client applies.")
 	f.zap.BindFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return nil, nil, err
@@ -65,6 +71,9 @@ func parseServerFlags(args []string, stderr io.Writer) (*serverFlags, *server.Ru
 	if err != nil {
 		return nil, nil, fmt.Errorf("--session-alg: %w", err)
 	}
+	if f.rateLimits.PerIP < 0 || f.rateLimits.PerClient < 0 || f.rateLimits.PerIPBurst < 1 || f.rateLimits.PerClientBurst < 1 {
+		return nil, nil, errors.New("--rate-limit-* rates must be >= 0 and bursts >= 1")
+	}
 	proxies, err := server.ParseTrustedProxies(f.trustedProxies)
 	if err != nil {
 		return nil, nil, fmt.Errorf("--trusted-proxies: %w", err)
@@ -77,6 +86,7 @@ func parseServerFlags(args []string, stderr io.Writer) (*serverFlags, *server.Ru
 			DeviceTokenTTL:    f.deviceTokenTTL,
 			SessionAlg:        alg,
 			TrustedProxies:    proxies,
+			RateLimits:        f.rateLimits,
 		},
 		Namespace:   f.namespace,
 		Listen:      f.listen,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"time"
 
 	"github.com/tokensmith/tokensmith/server/internal/httpx"
 	"github.com/tokensmith/tokensmith/server/login"
@@ -29,6 +30,7 @@ var (
 	errMethod             = &Error{http.StatusMethodNotAllowed, "method_not_allowed", "Only POST is allowed"}
 	errTooLarge           = &Error{http.StatusRequestEntityTooLarge, "request_too_large", "The request body is too large"}
 	errBusy               = &Error{http.StatusServiceUnavailable, "temporarily_unavailable", "Too many logins at once, retry shortly"}
+	errTooMany            = &Error{http.StatusTooManyRequests, "too_many_requests", "Too many login attempts, retry after the Retry-After delay"}
 	errServer             = &Error{http.StatusInternalServerError, "server_error", "The server could not log you in, please contact support"}
 	// errMisconfigured: DeviceLoginClient is missing or lacks the password grant.
 	errMisconfigured = errors.New("devicelogin: the device login client does not exist or lacks the password grant")
@@ -47,8 +49,14 @@ func (h *Handler) writeError(w http.ResponseWriter, err error, debug bool) {
 		e   *Error
 		dbg map[string]string
 	)
-	var lf *login.Failure
+	var (
+		lf *login.Failure
+		t  *httpx.Throttled
+	)
 	switch {
+	case errors.As(err, &t):
+		httpx.SetRetryAfter(w, t.RetryAfter)
+		e = errTooMany
 	case errors.As(err, &e):
 	case errors.As(err, &lf):
 		e = errInvalidCredentials
@@ -78,6 +86,10 @@ type shape struct{}
 
 func (shape) ServerError(w http.ResponseWriter)      { write(w, errServer, nil) }
 func (shape) MethodNotAllowed(w http.ResponseWriter) { write(w, errMethod, nil) }
+func (shape) TooManyRequests(w http.ResponseWriter, retry time.Duration) {
+	httpx.SetRetryAfter(w, retry)
+	write(w, errTooMany, nil)
+}
 
 // Shape writes this dialect's 405 and 500 for the server's middleware.
 var Shape httpx.Shape = shape{}

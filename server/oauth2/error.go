@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"time"
 
 	"github.com/tokensmith/tokensmith/server/internal/httpx"
 	"github.com/tokensmith/tokensmith/server/login"
@@ -38,8 +39,13 @@ var (
 	errUnauthorizedClient = &Error{Status: http.StatusBadRequest, Code: "unauthorized_client", Description: "The authenticated client is not authorized to use this authorization grant type."}
 	errServer             = &Error{Status: http.StatusInternalServerError, Code: "server_error", Description: descServerError}
 	errBusy               = &Error{Status: http.StatusServiceUnavailable, Code: "temporarily_unavailable", Description: descUnavailable}
-	errMethod             = &Error{Status: http.StatusMethodNotAllowed, Code: "invalid_request", Description: descInvalidRequest, Hint: "The token endpoint accepts only POST"}
-	errTooLarge           = &Error{Status: http.StatusRequestEntityTooLarge, Code: "invalid_request", Description: descInvalidRequest, Hint: "The request body is too large"}
+	// errTooMany reuses temporarily_unavailable, the code this endpoint already
+	// answers when busy: RFC 6749 5.2 defines no rate-limit code for the token
+	// endpoint, slow_down (RFC 8628) means "poll less often" to device-flow
+	// clients only, and OAuth libraries retry temporarily_unavailable.
+	errTooMany  = &Error{Status: http.StatusTooManyRequests, Code: "temporarily_unavailable", Description: descUnavailable, Hint: "Too many requests, retry after the Retry-After delay"}
+	errMethod   = &Error{Status: http.StatusMethodNotAllowed, Code: "invalid_request", Description: descInvalidRequest, Hint: "The token endpoint accepts only POST"}
+	errTooLarge = &Error{Status: http.StatusRequestEntityTooLarge, Code: "invalid_request", Description: descInvalidRequest, Hint: "The request body is too large"}
 )
 
 func invalidRequest(hint string) *Error {
@@ -70,8 +76,14 @@ type body struct {
 // failures of any reason become invalid_grant; anything unknown is logged
 // and answered as server_error.
 func (h *Handler) writeError(w http.ResponseWriter, err error, grant string, basic bool) {
-	var e *Error
+	var (
+		e *Error
+		t *httpx.Throttled
+	)
 	switch {
+	case errors.As(err, &t):
+		httpx.SetRetryAfter(w, t.RetryAfter)
+		e = errTooMany
 	case errors.As(err, &e):
 	case errors.Is(err, login.ErrInvalidCredentials):
 		e = errInvalidCredentials
@@ -100,6 +112,10 @@ type shape struct{}
 
 func (shape) ServerError(w http.ResponseWriter)      { write(w, errServer) }
 func (shape) MethodNotAllowed(w http.ResponseWriter) { write(w, errMethod) }
+func (shape) TooManyRequests(w http.ResponseWriter, retry time.Duration) {
+	httpx.SetRetryAfter(w, retry)
+	write(w, errTooMany)
+}
 
 // Shape writes this dialect's 405 and 500 for the server's middleware.
 var Shape httpx.Shape = shape{}

@@ -105,6 +105,11 @@ func (h *Handler) serve(x *exchange) (grant string, _ *response, _ error) {
 			return grant, nil, err
 		}
 	}
+	if id := presentedClientID(x.r, form); id != "" {
+		if err := h.deps.CheckClient(Dialect, id); err != nil {
+			return grant, nil, err
+		}
+	}
 	c, method, err := clientauth.AuthenticateAt(x.r, form, x.snap, x.now)
 	if err != nil {
 		var ce *clientauth.Error
@@ -130,6 +135,15 @@ func (h *Handler) serve(x *exchange) (grant string, _ *response, _ error) {
 		resp, err = h.clientCredentials(x)
 	}
 	return grant, resp, err
+}
+
+// presentedClientID is the client id a request names, Basic first, before any
+// check of its secret: the per-client limiter keys on it.
+func presentedClientID(r *http.Request, form url.Values) string {
+	if id, _, ok := clientauth.ParseBasic(r.Header.Get("Authorization")); ok {
+		return id
+	}
+	return form.Get("client_id")
 }
 
 // password is grant_type=password (RFC 6749 4.3).

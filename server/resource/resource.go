@@ -116,6 +116,7 @@ var (
 	errInvalidReq   = &Error{http.StatusBadRequest, "invalid_request", "The request is malformed."}
 	errClient       = &Error{http.StatusUnauthorized, "invalid_client", "Client authentication failed."}
 	errUnavailable  = &Error{http.StatusServiceUnavailable, "temporarily_unavailable", "The server cannot handle the request now; retry later."}
+	errTooMany      = &Error{http.StatusTooManyRequests, "temporarily_unavailable", "Too many requests; retry after the Retry-After delay."}
 	errServer       = &Error{http.StatusInternalServerError, "server_error", "The server encountered an unexpected condition."}
 )
 
@@ -134,6 +135,12 @@ func writeError(w http.ResponseWriter, e *Error) {
 		w.Header().Set("Retry-After", "1")
 	}
 	httpx.WriteJSON(w, e.Status, errorBody{Error: e.Code, Description: e.Description})
+}
+
+// TooManyRequests answers 429 in this package's shape with Retry-After.
+func TooManyRequests(w http.ResponseWriter, retryAfter time.Duration) {
+	httpx.SetRetryAfter(w, retryAfter)
+	writeError(w, errTooMany)
 }
 
 // guard answers wrong methods with 405, caps bodies and turns a panic into a

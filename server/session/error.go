@@ -3,6 +3,7 @@ package session
 import (
 	"errors"
 	"net/http"
+	"time"
 
 	"github.com/tokensmith/tokensmith/server/internal/httpx"
 )
@@ -26,14 +27,21 @@ var (
 	errUnauthorizedClient = &Error{http.StatusForbidden, "unauthorized_client", "This client may not create sessions"}
 	errMethod             = &Error{http.StatusMethodNotAllowed, "method_not_allowed", "Only POST is allowed"}
 	errTooLarge           = &Error{http.StatusRequestEntityTooLarge, "invalid_request", "The request body is too large"}
+	errTooMany            = &Error{http.StatusTooManyRequests, "too_many_requests", "Too many requests, retry after the Retry-After delay"}
 	errServer             = &Error{http.StatusInternalServerError, "server_error", "The server could not create a session"}
 )
 
 // writeError is the one place this dialect's errors are written. Anything that
 // is not an *Error is logged and answered as server_error.
 func (h *Handler) writeError(w http.ResponseWriter, err error) {
-	var e *Error
-	if !errors.As(err, &e) {
+	var (
+		e *Error
+		t *httpx.Throttled
+	)
+	if errors.As(err, &t) {
+		httpx.SetRetryAfter(w, t.RetryAfter)
+		e = errTooMany
+	} else if !errors.As(err, &e) {
 		h.deps.Logger.Error(err, "session dialect failed")
 		e = errServer
 	}
@@ -49,6 +57,10 @@ type shape struct{}
 
 func (shape) ServerError(w http.ResponseWriter)      { write(w, errServer) }
 func (shape) MethodNotAllowed(w http.ResponseWriter) { write(w, errMethod) }
+func (shape) TooManyRequests(w http.ResponseWriter, retry time.Duration) {
+	httpx.SetRetryAfter(w, retry)
+	write(w, errTooMany)
+}
 
 // Shape writes this dialect's 405 and 500 for the server's middleware.
 var Shape httpx.Shape = shape{}

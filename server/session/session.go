@@ -90,6 +90,9 @@ func (h *Handler) serve(r *http.Request) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	if err := h.deps.CheckClient(Dialect, strconv.FormatInt(id, 10)); err != nil {
+		return "", err
+	}
 	key, secret, err := parseBody(r)
 	if err != nil {
 		return "", err

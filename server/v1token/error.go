@@ -3,13 +3,14 @@ package v1token
 import (
 	"errors"
 	"net/http"
+	"time"
 
 	"github.com/tokensmith/tokensmith/server/internal/httpx"
 )
 
 // Error is a failure of this dialect. Coded errors (400, 401, 500, as the
 // document shows them) are written {"error":{"code","code_reason","message"}};
-// the others (403, 404, 405, 413) {"error":"<message>"} as the document's 403 and 404.
+// the others (403, 404, 405, 413, 429) {"error":"<message>"} as the document's 403 and 404.
 type Error struct {
 	Status     int
 	Code       string // "" for the plain shape
@@ -28,6 +29,7 @@ var (
 	errNotFound       = &Error{Status: http.StatusNotFound, CodeReason: "not_found", Message: "Resource or endpoint not found"}
 	errMethod         = &Error{Status: http.StatusMethodNotAllowed, CodeReason: "method_not_allowed", Message: "Method not allowed"}
 	errTooLarge       = &Error{Status: http.StatusRequestEntityTooLarge, CodeReason: "request_too_large", Message: "Request body too large"}
+	errTooMany        = &Error{Status: http.StatusTooManyRequests, CodeReason: "too_many_requests", Message: "Too many requests, retry after the Retry-After delay"}
 )
 
 type coded struct {
@@ -39,8 +41,14 @@ type coded struct {
 // writeError is the one place this dialect's errors are written. Anything that
 // is not an *Error is logged and answered as the documented 500.
 func (h *Handler) writeError(w http.ResponseWriter, err error) {
-	var e *Error
-	if !errors.As(err, &e) {
+	var (
+		e *Error
+		t *httpx.Throttled
+	)
+	if errors.As(err, &t) {
+		httpx.SetRetryAfter(w, t.RetryAfter)
+		e = errTooMany
+	} else if !errors.As(err, &e) {
 		h.deps.Logger.Error(err, "v1 token endpoint failed")
 		e = errServer
 	}
@@ -60,6 +68,10 @@ type shape struct{}
 
 func (shape) ServerError(w http.ResponseWriter)      { write(w, errServer) }
 func (shape) MethodNotAllowed(w http.ResponseWriter) { write(w, errMethod) }
+func (shape) TooManyRequests(w http.ResponseWriter, retry time.Duration) {
+	httpx.SetRetryAfter(w, retry)
+	write(w, errTooMany)
+}
 
 // Shape writes this dialect's 405 and 500 for the server's middleware.
 var Shape httpx.Shape = shape{}

@@ -76,6 +76,9 @@ func (h *Handler) serve(r *http.Request) (*response, error) {
 			return nil, errInvalidRequest
 		}
 	}
+	if err := h.deps.CheckClient(Dialect, form.Get("client_id")); err != nil {
+		return nil, err
+	}
 	snap := h.deps.Snapshot()
 	if snap == nil || snap.Keyring() == nil {
 		return nil, errors.New("v1token: index not ready")

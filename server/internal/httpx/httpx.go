@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"runtime/debug"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -28,6 +29,38 @@ type Deps struct {
 	Now      func() time.Time
 	Logger   logr.Logger
 	Metrics  Metrics
+	// Clients limits requests per presented client id; nil limits nothing.
+	Clients ClientLimiter
+}
+
+// ClientLimiter decides whether a request presenting a client id may go on.
+// Dialects ask it before authenticating the client, so that it also slows
+// secret guessing.
+type ClientLimiter interface {
+	AllowClient(dialect, clientID string) (retryAfter time.Duration, ok bool)
+}
+
+// Throttled is the error of a request a limiter refused: each dialect answers
+// it with its own 429 and a Retry-After header.
+type Throttled struct{ RetryAfter time.Duration }
+
+func (t *Throttled) Error() string { return "too many requests" }
+
+// CheckClient returns a *Throttled when d.Clients refuses clientID, else nil.
+func (d Deps) CheckClient(dialect, clientID string) error {
+	if d.Clients == nil {
+		return nil
+	}
+	if retry, ok := d.Clients.AllowClient(dialect, clientID); !ok {
+		return &Throttled{RetryAfter: retry}
+	}
+	return nil
+}
+
+// SetRetryAfter sets Retry-After to d in whole seconds, rounded up, at least 1.
+func SetRetryAfter(w http.ResponseWriter, d time.Duration) {
+	s := int64((d + time.Second - 1) / time.Second)
+	w.Header().Set("Retry-After", strconv.FormatInt(max(s, 1), 10))
 }
 
 // Defaults fills in Now, Metrics and a discarding Logger when unset.
@@ -65,6 +98,8 @@ type Shape interface {
 	ServerError(w http.ResponseWriter)
 	// MethodNotAllowed answers 405; Allow is already set.
 	MethodNotAllowed(w http.ResponseWriter)
+	// TooManyRequests answers 429 with Retry-After (see SetRetryAfter).
+	TooManyRequests(w http.ResponseWriter, retryAfter time.Duration)
 }
 
 // Endpoint wraps h so that wrong methods get shape's 405, request bodies are
