@@ -93,6 +93,12 @@ type ManagerOptions struct {
 	// (defaults to the in-cluster namespace).
 	LeaderElectionID        string
 	LeaderElectionNamespace string
+	// LeaseDuration, RenewDeadline and RetryPeriod tune leader election; zero
+	// keeps controller-runtime's defaults (15s, 10s, 2s). A follower takes over
+	// at most LeaseDuration after a leader dies without releasing the Lease.
+	LeaseDuration time.Duration
+	RenewDeadline time.Duration
+	RetryPeriod   time.Duration
 	// SkipControllerNameValidation allows more than one manager per process
 	// (tests, and "tokensmith local" restarting its controller).
 	SkipControllerNameValidation bool
@@ -127,6 +133,15 @@ func NewManager(cfg *rest.Config, o ManagerOptions) (ctrl.Manager, error) {
 		// "tokensmith controller" exits as soon as the manager stops, so the
 		// Lease can be handed over at once instead of after it expires.
 		LeaderElectionReleaseOnCancel: true,
+	}
+	if o.LeaseDuration > 0 {
+		mopts.LeaseDuration = &o.LeaseDuration
+	}
+	if o.RenewDeadline > 0 {
+		mopts.RenewDeadline = &o.RenewDeadline
+	}
+	if o.RetryPeriod > 0 {
+		mopts.RetryPeriod = &o.RetryPeriod
 	}
 	if o.SkipControllerNameValidation {
 		skip := true
