@@ -14,11 +14,12 @@ import (
 
 	"github.com/tokensmith/tokensmith/server/devicelogin"
 	"github.com/tokensmith/tokensmith/server/index"
+	"github.com/tokensmith/tokensmith/server/lockout"
 	"github.com/tokensmith/tokensmith/server/resource"
 )
 
-// RunOptions configure Run. Options.Index, Options.Revoker and
-// Options.DeviceRecorder are filled in by Run when nil.
+// RunOptions configure Run. Options.Index, Options.Revoker,
+// Options.DeviceRecorder and Options.Login.Lockout are filled in by Run when nil.
 type RunOptions struct {
 	Options
 	// Namespace is the token server's own namespace: the only one whose
@@ -29,6 +30,9 @@ type RunOptions struct {
 	Listen, AdminListen string
 	// ShutdownTimeout bounds the graceful shutdown; default 10s.
 	ShutdownTimeout time.Duration
+	// Lockout is the per-user lockout policy; the zero value is the default
+	// policy, a negative Threshold turns the lockout off.
+	Lockout lockout.Policy
 }
 
 // Run serves the token server against the cluster behind cfg until ctx ends,
@@ -59,15 +63,21 @@ func Run(ctx context.Context, cfg *rest.Config, o RunOptions) error {
 	if o.Revoker == nil {
 		o.Revoker = &resource.SecretRevoker{Client: clientset, Namespace: o.Namespace, Index: o.Index, Now: o.Now, Logger: o.Logger.WithName("revoker")}
 	}
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return fmt.Errorf("server: %w", err)
+	}
 	var recorder *devicelogin.StatusRecorder
 	if o.DeviceRecorder == nil {
-		dyn, err := dynamic.NewForConfig(cfg)
-		if err != nil {
-			return fmt.Errorf("server: %w", err)
-		}
 		recorder = &devicelogin.StatusRecorder{Client: dyn, Logger: o.Logger.WithName("devices")}
 		o.DeviceRecorder = recorder
 		go recorder.Run(ctx)
+	}
+	var locks *lockout.Lockout
+	if o.Login.Lockout == nil && o.Lockout.Enabled() {
+		locks = lockout.New(o.Lockout, lockout.StatusWriter{Client: dyn}, o.Logger.WithName("lockout"))
+		o.Login.Lockout = locks
+		go locks.Run(ctx)
 	}
 
 	s, err := New(o.Options)
@@ -105,6 +115,9 @@ func Run(ctx context.Context, cfg *rest.Config, o RunOptions) error {
 	}
 	if recorder != nil {
 		recorder.Flush(shutdownCtx)
+	}
+	if locks != nil {
+		locks.Flush(shutdownCtx)
 	}
 	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
 		return fmt.Errorf("server: %w", serveErr)

@@ -108,6 +108,7 @@ func New(o Options) (*Server, error) {
 	}
 	s := &Server{o: o, metrics: newMetrics()}
 	s.metrics.registerIndexSize(o.Snapshot)
+	s.metrics.registerLockout(o.Login.Lockout)
 	s.limits = newLimits(o.RateLimits, o.Now, s.metrics)
 	deps := httpx.Deps{Snapshot: o.Snapshot, Issuer: o.Issuer, Now: o.Now, Logger: o.Logger, Metrics: s.metrics}
 	if s.limits.client != nil {

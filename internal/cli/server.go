@@ -29,6 +29,7 @@ type serverFlags struct {
 	sessionAlg        string
 	trustedProxies    string
 	rateLimits        server.RateLimits
+	lockout           lockoutFlags
 	zap               zap.Options
 }
 
@@ -51,6 +52,7 @@ func parseServerFlags(args []string, stderr io.Writer) (*serverFlags, *server.Ru
 	fs.IntVar(&f.rateLimits.PerIPBurst, "rate-limit-per-ip-burst", f.rateLimits.PerIPBurst, "Requests one client address may send at once before --rate-limit-per-ip applies.")
 	fs.Float64Var(&f.rateLimits.PerClient, "rate-limit-per-client", f.rateLimits.PerClient, "Requests per second per presented client id on the token endpoints, checked before the secret; 0 disables.")
 	fs.IntVar(&f.rateLimits.PerClientBurst, "rate-limit-per-client-burst", f.rateLimits.PerClientBurst, "Requests one client id may send at once before --rate-limit-per-client applies.")
+	f.lockout.bind(fs)
 	f.zap.BindFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return nil, nil, err
@@ -74,6 +76,10 @@ func parseServerFlags(args []string, stderr io.Writer) (*serverFlags, *server.Ru
 	if f.rateLimits.PerIP < 0 || f.rateLimits.PerClient < 0 || f.rateLimits.PerIPBurst < 1 || f.rateLimits.PerClientBurst < 1 {
 		return nil, nil, errors.New("--rate-limit-* rates must be >= 0 and bursts >= 1")
 	}
+	lockoutPolicy, err := f.lockout.policy()
+	if err != nil {
+		return nil, nil, err
+	}
 	proxies, err := server.ParseTrustedProxies(f.trustedProxies)
 	if err != nil {
 		return nil, nil, fmt.Errorf("--trusted-proxies: %w", err)
@@ -91,6 +97,7 @@ func parseServerFlags(args []string, stderr io.Writer) (*serverFlags, *server.Ru
 		Namespace:   f.namespace,
 		Listen:      f.listen,
 		AdminListen: f.adminListen,
+		Lockout:     lockoutPolicy,
 	}, nil
 }
 

@@ -321,3 +321,19 @@ func (l *Lockout) Flush(ctx context.Context) int {
 	}
 	return failed
 }
+
+// ChecksInFirstHour is how many password checks, each of which would succeed
+// with the right password, a nonstop attacker gets from one replica in the
+// first hour of an attack: Threshold, then one as each lock runs out. It is
+// the most any hour allows.
+func (p Policy) ChecksInFirstHour() int {
+	p = p.withDefaults()
+	n, at := p.Threshold, time.Duration(0)
+	for i := 1; ; i++ {
+		at += p.length(i)
+		if at >= time.Hour {
+			return n
+		}
+		n++
+	}
+}
