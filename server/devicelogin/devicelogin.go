@@ -145,7 +145,7 @@ func (h *Handler) serve(r *http.Request, req *request) (*success, error) {
 // form, from the body too. A parameter given twice (in either or both) is refused.
 func parse(r *http.Request) (*request, error) {
 	params, err := url.ParseQuery(r.URL.RawQuery)
-	if err != nil {
+	if err != nil || !httpx.ValidText(params) {
 		return nil, errMalformed
 	}
 	if httpx.MediaType(r) == httpx.FormMediaType {

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/tokensmith/tokensmith/server/internal/httpx"
 )
@@ -44,6 +45,10 @@ func parseJSON(r *http.Request) (url.Values, error) {
 	b, err := httpx.ReadBody(r)
 	if err != nil {
 		return nil, err
+	}
+	// encoding/json would replace invalid UTF-8 with U+FFFD; refuse it instead.
+	if !utf8.Valid(b) {
+		return nil, httpx.ErrMalformed
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()

@@ -22,6 +22,7 @@ var (
 	errBadClientID        = &Error{http.StatusBadRequest, "invalid_request", "client_id must be an integer"}
 	errMissing            = &Error{http.StatusBadRequest, "invalid_request", "api_key and secret are required"}
 	errBadJSON            = &Error{http.StatusBadRequest, "invalid_request", "The request body must be a JSON object"}
+	errBadText            = &Error{http.StatusBadRequest, "invalid_request", "api_key and secret must be text without NUL characters"}
 	errMediaType          = &Error{http.StatusUnsupportedMediaType, "invalid_request", "Content-Type must be application/json"}
 	errInvalidCredentials = &Error{http.StatusUnauthorized, "invalid_credentials", "Invalid client_id, api_key or secret"}
 	errUnauthorizedClient = &Error{http.StatusForbidden, "unauthorized_client", "This client may not create sessions"}

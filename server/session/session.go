@@ -6,7 +6,9 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gorilla/mux"
 
@@ -160,6 +162,10 @@ func parseBody(r *http.Request) (key, secret string, err error) {
 	if len(bytes.TrimSpace(b)) == 0 {
 		return "", "", errMissing
 	}
+	// encoding/json would replace invalid UTF-8 with U+FFFD; refuse it instead.
+	if !utf8.Valid(b) {
+		return "", "", errBadJSON
+	}
 	var req request
 	dec := json.NewDecoder(bytes.NewReader(b))
 	if err := dec.Decode(&req); err != nil {
@@ -170,6 +176,9 @@ func parseBody(r *http.Request) (key, secret string, err error) {
 	}
 	if req.APIKey == nil || req.Secret == nil || *req.APIKey == "" || *req.Secret == "" {
 		return "", "", errMissing
+	}
+	if strings.ContainsRune(*req.APIKey, 0) || strings.ContainsRune(*req.Secret, 0) {
+		return "", "", errBadText
 	}
 	return *req.APIKey, *req.Secret, nil
 }

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/go-logr/logr"
 
@@ -222,11 +223,31 @@ func ParseForm(r *http.Request) (url.Values, error) {
 		return nil, err
 	}
 	v, err := url.ParseQuery(string(b))
-	if err != nil {
+	if err != nil || !ValidText(v) {
 		return nil, ErrMalformed
 	}
 	return v, nil
 }
+
+// ValidText reports whether every key and value is valid UTF-8 without NUL
+// bytes. OAuth parameters are UTF-8 (RFC 6749 Appendix B); neither a valid
+// credential nor a username holds a NUL, so such a request is malformed, and
+// refusing it early spares a password hash.
+func ValidText(v url.Values) bool {
+	for k, vs := range v {
+		if !validText(k) {
+			return false
+		}
+		for _, s := range vs {
+			if !validText(s) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func validText(s string) bool { return utf8.ValidString(s) && !strings.Contains(s, "\x00") }
 
 // Single returns the one value of key, "" when absent, and ErrRepeated when
 // it was sent more than once.
