@@ -1,11 +1,13 @@
 package server
 
 import (
+	"bufio"
 	"context"
 	"io"
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -120,6 +122,16 @@ func TestRunServesFromSecretsAndShutsDownGracefully(t *testing.T) {
 		t.Errorf("a new client took %s to be served", d)
 	}
 
+	// The huge-header rows of badInputs, on Run's own listener: net/http
+	// refuses them with 431 once MaxHeaderBytes is read, without waiting for the rest.
+	for _, c := range badInputs {
+		if c.hugeHeader {
+			if code, d := rawStatus(t, listen, c); code != c.status || d > 2*time.Second {
+				t.Errorf("%s: got %d after %s, want %d quickly", c.name, code, d, c.status)
+			}
+		}
+	}
+
 	cancel()
 	select {
 	case err := <-done:
@@ -132,4 +144,33 @@ func TestRunServesFromSecretsAndShutsDownGracefully(t *testing.T) {
 	if c, _ := status("GET", "http://"+admin+"/healthz", ""); c != 0 {
 		t.Fatal("the admin port still answers after shutdown")
 	}
+}
+
+// rawStatus writes c to addr on a raw connection (a writer that stops at the
+// first error, as an attacker's would not) and reads the status line.
+func rawStatus(t *testing.T, addr string, c badInput) (int, time.Duration) {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	start := time.Now()
+	_ = conn.SetDeadline(start.Add(10 * time.Second))
+	go func() {
+		var b strings.Builder
+		b.WriteString("POST " + c.target + " HTTP/1.1\r\nHost: tokensmith\r\nContent-Type: " + c.contentType + "\r\n")
+		for i := 0; i+1 < len(c.header); i += 2 {
+			b.WriteString(c.header[i] + ": " + c.header[i+1] + "\r\n")
+		}
+		b.WriteString("Content-Length: " + strconv.Itoa(len(c.body)) + "\r\n\r\n" + c.body)
+		_, _ = io.WriteString(conn, b.String())
+	}()
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Errorf("%s: %v", c.name, err)
+		return 0, time.Since(start)
+	}
+	_ = resp.Body.Close()
+	return resp.StatusCode, time.Since(start)
 }
