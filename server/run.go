@@ -77,6 +77,11 @@ func Run(ctx context.Context, cfg *rest.Config, o RunOptions) error {
 	if o.Login.Lockout == nil && o.Lockout.Enabled() {
 		locks = lockout.New(o.Lockout, lockout.StatusWriter{Client: dyn}, o.Logger.WithName("lockout"))
 		o.Login.Lockout = locks
+		if o.Snapshot != nil {
+			locks.WatchIndex(o.Snapshot)
+		} else {
+			locks.WatchIndex(o.Index.Snapshot)
+		}
 		go locks.Run(ctx)
 	}
 

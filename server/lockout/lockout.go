@@ -85,9 +85,15 @@ type Lockout struct {
 	queue  map[UserRef]time.Time
 	wake   chan struct{}
 	onLock func(UserRef, time.Time) // tests
+	// snapshot, when set, is watched for this replica's own locks appearing
+	// in the index, so that their later removal unlocks even without a login
+	// in between.
+	snapshot func() *index.Snapshot
+	unseen   map[string]bool // own locks the index has not shown yet
 }
 
 type entry struct {
+	username string
 	failures int       // consecutive failures since the last lock or success
 	pending  int       // attempts allowed by Check and not yet Recorded
 	level    int       // locks so far: the back-off exponent
@@ -110,11 +116,17 @@ func New(p Policy, w Writer, log logr.Logger) *Lockout {
 			Name: "tokensmith_user_lockouts_total",
 			Help: "Users this replica locked after too many failed password checks.",
 		}),
-		users: map[string]*entry{},
-		queue: map[UserRef]time.Time{},
-		wake:  make(chan struct{}, 1),
+		users:  map[string]*entry{},
+		queue:  map[UserRef]time.Time{},
+		unseen: map[string]bool{},
+		wake:   make(chan struct{}, 1),
 	}
 }
+
+// WatchIndex makes Run look in the index, a few times a second, for this
+// replica's own locks: once the index has shown one, its removal from the
+// User's status unlocks the user here too. Call it before Run.
+func (l *Lockout) WatchIndex(snapshot func() *index.Snapshot) { l.snapshot = snapshot }
 
 // Policy returns the policy in force, defaults applied.
 func (l *Lockout) Policy() Policy { return l.p }
@@ -165,14 +177,14 @@ func (l *Lockout) Check(u *index.User, now time.Time) bool {
 	if api != nil && now.Before(*api) {
 		if e == nil {
 			// Another replica's lock: back off from it like from our own.
-			e = l.insert(k, now)
+			e = l.insert(k, u.Username, now)
 			e.seen = *api
 			l.adopt(e)
 		}
 		return true
 	}
 	if e == nil {
-		e = l.insert(k, now)
+		e = l.insert(k, u.Username, now)
 		if api != nil {
 			e.seen = *api // an old lock that ran out; its removal unlocks nothing
 		}
@@ -202,7 +214,7 @@ func (l *Lockout) Record(u *index.User, ok bool, now time.Time) {
 		if ok {
 			return
 		}
-		e = l.insert(k, now)
+		e = l.insert(k, u.Username, now)
 	}
 	if e.pending > 0 {
 		e.pending--
@@ -212,7 +224,7 @@ func (l *Lockout) Record(u *index.User, ok bool, now time.Time) {
 			delete(l.users, k)
 			return
 		}
-		*e = entry{pending: e.pending, seen: e.seen}
+		*e = entry{username: e.username, pending: e.pending, seen: e.seen}
 		return
 	}
 	e.last = now
@@ -234,6 +246,9 @@ func (l *Lockout) Record(u *index.User, ok bool, now time.Time) {
 	}
 	e.until = e.until.UTC()
 	e.wrote = e.until
+	if l.snapshot != nil {
+		l.unseen[k] = true
+	}
 	l.locks.Inc()
 	ref := UserRef{Namespace: u.Namespace, Name: u.Name}
 	if l.onLock != nil {
@@ -255,7 +270,7 @@ func (l *Lockout) stale(e *entry, now time.Time) bool {
 
 // insert adds an entry, first making room: stale entries go, then, if
 // still full, entries with no lock of their own and nothing in flight.
-func (l *Lockout) insert(k string, now time.Time) *entry {
+func (l *Lockout) insert(k, username string, now time.Time) *entry {
 	if len(l.users) >= l.p.MaxEntries {
 		for k, e := range l.users {
 			if l.stale(e, now) {
@@ -271,7 +286,7 @@ func (l *Lockout) insert(k string, now time.Time) *entry {
 			}
 		}
 	}
-	e := &entry{last: now}
+	e := &entry{username: username, last: now}
 	l.users[k] = e
 	return e
 }
@@ -281,15 +296,51 @@ func (l *Lockout) insert(k string, now time.Time) *entry {
 func (l *Lockout) Run(ctx context.Context) {
 	retry := time.NewTimer(time.Hour)
 	retry.Stop()
+	var watch <-chan time.Time
+	if l.snapshot != nil {
+		t := time.NewTicker(200 * time.Millisecond)
+		defer t.Stop()
+		watch = t.C
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-watch:
+			l.Observe(time.Now())
+			continue
 		case <-l.wake:
 		case <-retry.C:
 		}
 		if l.Flush(ctx) > 0 {
 			retry.Reset(3 * time.Second)
+		}
+	}
+}
+
+// Observe notes which of this replica's running locks the index (see
+// WatchIndex) already shows in the User's status.
+func (l *Lockout) Observe(now time.Time) {
+	if l.snapshot == nil {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var snap *index.Snapshot
+	for k := range l.unseen {
+		e := l.users[k]
+		if e == nil || e.wrote.IsZero() || e.seen.Equal(e.wrote) || !now.Before(e.until) {
+			delete(l.unseen, k)
+			continue
+		}
+		if snap == nil {
+			if snap = l.snapshot(); snap == nil {
+				return
+			}
+		}
+		if u := snap.User(e.username); u != nil && key(u) == k && u.LockedUntil != nil && u.LockedUntil.Equal(e.wrote) {
+			e.seen = e.wrote
+			delete(l.unseen, k)
 		}
 	}
 }

@@ -226,6 +226,34 @@ func TestLocksRecordedInStatus(t *testing.T) {
 			t.Fatal("back-off survived the clearing")
 		}
 	})
+	t.Run("clearing status unlocks the replica that set the lock with no login in between", func(t *testing.T) {
+		w := &fakeWriter{}
+		l := New(Policy{Threshold: 1}, w, testr.New(t))
+		u := user("alice")
+		shown := *u // the index, once the controller has mirrored the lock
+		var snap *index.Snapshot
+		l.WatchIndex(func() *index.Snapshot { return snap })
+		attempt(l, u, false, t0)
+		l.Flush(context.Background())
+		l.Observe(t0) // the index does not show it yet
+		shown.LockedUntil = &w.writes[0]
+		snap = mustSnapshot(t, shown)
+		l.Observe(t0.Add(time.Second))
+		if len(l.unseen) != 0 {
+			t.Fatal("the lock the index shows is still unseen")
+		}
+		if !attempt(l, u, true, t0.Add(2*time.Second)) {
+			t.Fatal("still locked after status.lockedUntil was removed")
+		}
+	})
+	t.Run("without an observed lock, the local lock holds until it runs out", func(t *testing.T) {
+		l := New(Policy{Threshold: 1}, &fakeWriter{}, testr.New(t))
+		u := user("alice")
+		attempt(l, u, false, t0)
+		if !l.Check(u, t0.Add(time.Minute-time.Second)) || l.Check(u, t0.Add(time.Minute)) {
+			t.Fatal("the local lock did not last exactly its minute")
+		}
+	})
 	t.Run("an old lock that ran out neither locks nor unlocks", func(t *testing.T) {
 		l := New(Policy{Threshold: 2}, nil, testr.New(t))
 		u := user("alice")
@@ -272,4 +300,17 @@ func counterValue(t *testing.T, l *Lockout) float64 {
 		t.Fatal(err)
 	}
 	return m.GetCounter().GetValue()
+}
+
+func mustSnapshot(t *testing.T, users ...index.User) *index.Snapshot {
+	t.Helper()
+	var vs []credstore.UserVerifier
+	for _, u := range users {
+		vs = append(vs, u.UserVerifier)
+	}
+	snap, err := index.NewSnapshot(nil, vs, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return snap
 }
