@@ -16,7 +16,6 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
@@ -102,6 +101,39 @@ type ManagerOptions struct {
 	// SkipControllerNameValidation allows more than one manager per process
 	// (tests, and "tokensmith local" restarting its controller).
 	SkipControllerNameValidation bool
+	// ConcurrentReconciles is how many OAuthClients (and, separately, Users)
+	// are reconciled at once; 0 means DefaultConcurrentReconciles. One object
+	// is never reconciled twice at once, and the signing-keys controller
+	// always runs one worker.
+	ConcurrentReconciles int
+}
+
+// Defaults of the controller's concurrency and of its client-side rate limit
+// towards the API server ("tokensmith controller --concurrent-reconciles,
+// --kube-api-qps, --kube-api-burst").
+//
+// A new OAuthClient costs about 8 API requests, so a client-side limit of
+// 50/s (what many controllers set) would cap the controller at about 6 new
+// OAuthClients a second, 1,000 in nearly 3 minutes. Like controller-runtime's
+// own default, tokensmith sets no client-side limit and leaves fairness to the
+// API server's Priority and Fairness; a negative QPS means exactly that, and
+// a burst of 0 means twice the QPS.
+const (
+	DefaultConcurrentReconciles = 8
+	DefaultKubeAPIQPS           = -1
+	DefaultKubeAPIBurst         = 0
+)
+
+// RateLimit sets cfg's client-side rate limit from the flags' meaning of qps
+// and burst (see DefaultKubeAPIQPS) and returns cfg.
+func RateLimit(cfg *rest.Config, qps float64, burst int) *rest.Config {
+	cfg.QPS, cfg.Burst = float32(qps), burst
+	if qps < 0 {
+		cfg.QPS, cfg.Burst = -1, 0
+	} else if burst <= 0 {
+		cfg.Burst = max(1, int(2*qps))
+	}
+	return cfg
 }
 
 // NewManager builds a manager with the production cache settings: Secrets are
@@ -143,9 +175,13 @@ func NewManager(cfg *rest.Config, o ManagerOptions) (ctrl.Manager, error) {
 	if o.RetryPeriod > 0 {
 		mopts.RetryPeriod = &o.RetryPeriod
 	}
+	mopts.Controller.MaxConcurrentReconciles = o.ConcurrentReconciles
+	if o.ConcurrentReconciles <= 0 {
+		mopts.Controller.MaxConcurrentReconciles = DefaultConcurrentReconciles
+	}
 	if o.SkipControllerNameValidation {
 		skip := true
-		mopts.Controller = config.Controller{SkipNameValidation: &skip}
+		mopts.Controller.SkipNameValidation = &skip
 	}
 	if mopts.Metrics.BindAddress == "" {
 		mopts.Metrics.BindAddress = "0"

@@ -12,6 +12,7 @@ import (
 	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/source"
@@ -42,6 +43,9 @@ func (r *SigningKeysReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	req := r.request()
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("signingkeys").
+		// One request only, and rotation reads then writes the key set: one worker,
+		// whatever ManagerOptions.ConcurrentReconciles says.
+		WithOptions(controller.Options{MaxConcurrentReconciles: 1}).
 		WatchesRawSource(source.Func(func(_ context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request]) error {
 			q.Add(req)
 			return nil

@@ -31,6 +31,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/yaml"
+
+	"github.com/tokensmith/tokensmith/controllers"
 )
 
 const (
@@ -71,6 +73,8 @@ controller:
   leaderElection: {enabled: false}
   keyRotationPeriod: 720h
   keyRetention: 9000h
+  concurrentReconciles: 2
+  kubeAPI: {qps: 20, burst: 30}
   topologySpreadConstraints: []
   extraArgs: ["--zap-stacktrace-level=panic"]
 server:
@@ -223,6 +227,9 @@ func TestValuesSchemaRejectsMistakes(t *testing.T) {
 		{"rejects an issuer that is not a URL", "server: {issuer: auth.example.com}"},
 		{"rejects a trusted proxy that is not a CIDR", "server: {trustedProxies: [10.0.0.1]}"},
 		{"rejects a malformed key rotation period", "controller: {keyRotationPeriod: 30 days}"},
+		{"rejects zero concurrent reconciles", "controller: {concurrentReconciles: 0}"},
+		{"rejects a zero API QPS", "controller: {kubeAPI: {qps: 0}}"},
+		{"rejects a misspelt API rate key", "controller: {kubeAPI: {qsp: 10}}"},
 		{"rejects an unknown log level", "logging: {level: verbose}"},
 	}
 	for _, tc := range cases {
@@ -274,6 +281,16 @@ func TestDefaultsRunTwoReplicasOfEachWithLeaderElection(t *testing.T) {
 	args := ctrl.Spec.Template.Spec.Containers[0].Args
 	if !slices.Contains(args, "--leader-elect=true") {
 		t.Errorf("controller args %v: leader election is not on", args)
+	}
+	// The chart's defaults are the binary's.
+	for flag, want := range map[string]int{
+		"--concurrent-reconciles": controllers.DefaultConcurrentReconciles,
+		"--kube-api-qps":          controllers.DefaultKubeAPIQPS,
+		"--kube-api-burst":        controllers.DefaultKubeAPIBurst,
+	} {
+		if got := flagValue(args, flag); got != fmt.Sprint(want) {
+			t.Errorf("controller %s=%q, want the binary's default %d", flag, got, want)
+		}
 	}
 	if find(objs, "PodDisruptionBudget", "tokensmith-server") == nil {
 		t.Error("no PodDisruptionBudget for the token server")

@@ -3,9 +3,14 @@ package main
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
+	"runtime/pprof"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,11 +21,13 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
+	crcache "sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	authv1alpha1 "github.com/tokensmith/tokensmith/api/v1alpha1"
 	"github.com/tokensmith/tokensmith/controllers"
+	"github.com/tokensmith/tokensmith/internal/testenv"
 )
 
 const appsNamespace = "bench-apps"
@@ -38,6 +45,12 @@ type ControllerResult struct {
 	ServedP99ms      float64  `json:"served_p99_ms"`
 	ServedMaxms      float64  `json:"served_max_ms"`
 	ClientQPS        float32  `json:"controller_client_qps"`
+	ClientBurst      int      `json:"controller_client_burst"`
+	Workers          int      `json:"controller_workers"`
+	// ApplyRequests counts the controller's API requests during the apply phase, by verb and resource.
+	ApplyRequests map[string]int `json:"apply_requests,omitempty"`
+	// ApplyCPU is the CPU time each process used during the apply phase, in seconds.
+	ApplyCPU map[string]float64 `json:"apply_cpu_seconds,omitempty"`
 	// From controller-runtime's metrics during the apply phase (oauthclient controller).
 	ApplyReconciles       float64 `json:"apply_reconciles"`
 	ApplyReconcileSeconds float64 `json:"apply_reconcile_seconds_sum"`
@@ -49,8 +62,8 @@ type ControllerResult struct {
 	Note              string  `json:"note,omitempty"`
 }
 
-func startManager(ctx context.Context, cfg *rest.Config, tokenURL string) (func(), error) {
-	mgr, err := controllers.NewManager(cfg, controllers.ManagerOptions{SkipControllerNameValidation: true})
+func startManager(ctx context.Context, cfg *rest.Config, tokenURL string, workers int) (func(), error) {
+	mgr, err := controllers.NewManager(cfg, controllers.ManagerOptions{SkipControllerNameValidation: true, ConcurrentReconciles: workers})
 	if err != nil {
 		return nil, err
 	}
@@ -86,12 +99,58 @@ func reconcileTotal() float64 {
 	return sum
 }
 
-func runControllerPhase(ctx context.Context, cfg *rest.Config, c client.Client, baseURL string, n, samples int) (*ControllerResult, error) {
-	res := &ControllerResult{Clients: n, ClientQPS: cfg.QPS}
+// requestCounter counts a rest.Config's requests by verb and resource while on.
+type requestCounter struct {
+	on     atomic.Bool
+	mu     sync.Mutex
+	counts map[string]int
+}
+
+func (rc *requestCounter) wrap(rt http.RoundTripper) http.RoundTripper {
+	return roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		if rc.on.Load() {
+			key := r.Method + " " + resourceOf(r.URL.Path)
+			rc.mu.Lock()
+			rc.counts[key]++
+			rc.mu.Unlock()
+		}
+		return rt.RoundTrip(r)
+	})
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// resourceOf reduces an API path to its resource (and subresource): "secrets", "oauthclients/status".
+func resourceOf(path string) string {
+	parts := strings.Split(strings.Trim(path, "/"), "/")
+	for i := 0; i+1 < len(parts); i++ {
+		if parts[i] == "namespaces" && i+2 < len(parts) {
+			rest := parts[i+2:]
+			switch {
+			case len(rest) >= 3:
+				return rest[0] + "/" + rest[2]
+			default:
+				return rest[0]
+			}
+		}
+	}
+	if len(parts) > 0 {
+		return parts[len(parts)-1]
+	}
+	return path
+}
+
+func runControllerPhase(ctx context.Context, cfg *rest.Config, c client.Client, baseURL string, n, samples, workers int, outDir string) (*ControllerResult, error) {
+	res := &ControllerResult{Clients: n, ClientQPS: cfg.QPS, ClientBurst: cfg.Burst, Workers: workers}
+	rc := &requestCounter{counts: map[string]int{}}
+	cfg = rest.CopyConfig(cfg)
+	cfg.Wrap(rc.wrap)
 	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: appsNamespace}}); err != nil && !apierrors.IsAlreadyExists(err) {
 		return nil, err
 	}
-	stop, err := startManager(ctx, cfg, baseURL+"/oauth/token")
+	stop, err := startManager(ctx, cfg, baseURL+"/oauth/token", workers)
 	if err != nil {
 		return nil, err
 	}
@@ -110,7 +169,25 @@ func runControllerPhase(ctx context.Context, cfg *rest.Config, c client.Client, 
 	logf("controller: initial pass: %.0f reconciles in %.2fs", res.StartupReconciles, res.StartupSeconds)
 
 	// 1. apply n OAuthClients, wait for all Ready with their consumer Secrets.
+	// Readiness is counted from a watch: polling LISTs of 1,000 objects ten
+	// times a second would load the API server that the controller is waiting on.
+	watched, stopWatch, err := watchApps(ctx, cfg)
+	if err != nil {
+		stop()
+		return nil, err
+	}
+	defer stopWatch()
+	cpu0 := cpuSeconds()
 	cnt0, sum0, _ := reconcileStats("oauthclient")
+	var prof *os.File
+	if f, err := os.Create(filepath.Join(outDir, "cpu-controller-apply.pprof")); err == nil {
+		if pprof.StartCPUProfile(f) == nil {
+			prof = f
+		} else {
+			_ = f.Close()
+		}
+	}
+	rc.on.Store(true)
 	start := time.Now()
 	var (
 		wg   sync.WaitGroup
@@ -141,7 +218,7 @@ func runControllerPhase(ctx context.Context, cfg *rest.Config, c client.Client, 
 	}
 	deadline := time.Now().Add(3 * time.Minute)
 	for {
-		ready, secrets := countReady(ctx, c)
+		ready, secrets := countReady(ctx, watched)
 		if ready >= n && secrets >= n {
 			break
 		}
@@ -152,6 +229,20 @@ func runControllerPhase(ctx context.Context, cfg *rest.Config, c client.Client, 
 		time.Sleep(100 * time.Millisecond)
 	}
 	res.ReadySeconds = time.Since(start).Seconds()
+	rc.on.Store(false)
+	if prof != nil {
+		pprof.StopCPUProfile()
+		_ = prof.Close()
+	}
+	for name, sec := range cpuSeconds() {
+		if res.ApplyCPU == nil {
+			res.ApplyCPU = map[string]float64{}
+		}
+		res.ApplyCPU[name] = sec - cpu0[name]
+	}
+	rc.mu.Lock()
+	res.ApplyRequests = maps.Clone(rc.counts)
+	rc.mu.Unlock()
 	cnt1, sum1, maxc := reconcileStats("oauthclient")
 	res.ApplyReconciles, res.ApplyReconcileSeconds, res.MaxConcurrent = cnt1-cnt0, sum1-sum0, maxc
 	logf("controller: oauthclient reconciles %.0f, summed reconcile time %.2fs, max concurrent reconciles %.0f", res.ApplyReconciles, res.ApplyReconcileSeconds, maxc)
@@ -167,7 +258,7 @@ func runControllerPhase(ctx context.Context, cfg *rest.Config, c client.Client, 
 	evBefore := countEvents(ctx, c)
 	stop()
 	r0 := reconcileTotal()
-	stop, err = startManager(ctx, cfg, baseURL+"/oauth/token")
+	stop, err = startManager(ctx, cfg, baseURL+"/oauth/token", workers)
 	if err != nil {
 		return nil, err
 	}
@@ -248,7 +339,72 @@ func runControllerPhase(ctx context.Context, cfg *rest.Config, c client.Client, 
 	return res, nil
 }
 
-func countReady(ctx context.Context, c client.Client) (ready, secrets int) {
+// watchApps returns a reader of the apps namespace's OAuthClients and Secrets
+// served from a watch, and a function that stops it.
+func watchApps(ctx context.Context, cfg *rest.Config) (client.Reader, func(), error) {
+	cfg = rest.CopyConfig(cfg)
+	cfg.QPS, cfg.Burst = 2000, 4000
+	ca, err := crcache.New(cfg, crcache.Options{Scheme: testenv.Scheme(), DefaultNamespaces: map[string]crcache.Config{appsNamespace: {}}})
+	if err != nil {
+		return nil, nil, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	for _, o := range []client.Object{&authv1alpha1.OAuthClient{}, &corev1.Secret{}} {
+		if _, err := ca.GetInformer(ctx, o); err != nil {
+			cancel()
+			return nil, nil, err
+		}
+	}
+	go func() { _ = ca.Start(ctx) }()
+	if !ca.WaitForCacheSync(ctx) {
+		cancel()
+		return nil, nil, fmt.Errorf("watching %s never synced", appsNamespace)
+	}
+	return ca, cancel, nil
+}
+
+// cpuSeconds returns the CPU time (user + system) used so far by this process
+// and by each of its children (kube-apiserver, etcd), by command name.
+func cpuSeconds() map[string]float64 {
+	out := map[string]float64{}
+	self := os.Getpid()
+	read := func(pid int) (name string, ppid int, sec float64, ok bool) {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			return "", 0, 0, false
+		}
+		s := string(b)
+		open, closing := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
+		if open < 0 || closing < open {
+			return "", 0, 0, false
+		}
+		f := strings.Fields(s[closing+1:])
+		if len(f) < 13 {
+			return "", 0, 0, false
+		}
+		var utime, stime float64
+		_, _ = fmt.Sscan(f[11], &utime)
+		_, _ = fmt.Sscan(f[12], &stime)
+		_, _ = fmt.Sscan(f[1], &ppid)
+		return s[open+1 : closing], ppid, (utime + stime) / 100, true // USER_HZ
+	}
+	if _, _, sec, ok := read(self); ok {
+		out["bench"] = sec
+	}
+	dirs, _ := os.ReadDir("/proc")
+	for _, d := range dirs {
+		var pid int
+		if _, err := fmt.Sscan(d.Name(), &pid); err != nil || pid == self {
+			continue
+		}
+		if name, ppid, sec, ok := read(pid); ok && ppid == self {
+			out[name] += sec
+		}
+	}
+	return out
+}
+
+func countReady(ctx context.Context, c client.Reader) (ready, secrets int) {
 	var l authv1alpha1.OAuthClientList
 	if err := c.List(ctx, &l, client.InNamespace(appsNamespace)); err == nil {
 		for _, o := range l.Items {

@@ -25,6 +25,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/tokensmith/tokensmith/controllers"
 	"github.com/tokensmith/tokensmith/internal/testenv"
 	"github.com/tokensmith/tokensmith/server"
 	"github.com/tokensmith/tokensmith/server/devicelogin"
@@ -76,7 +77,9 @@ func main() {
 		out      = flag.String("out", "bench/results", "results directory (relative to the repository root)")
 		nCtrl    = flag.Int("controller-clients", 1000, "OAuthClients applied in the controller phase")
 		samples  = flag.Int("served-samples", 20, "change-to-served samples")
-		ctrlQPS  = flag.Float64("controller-qps", 0, "client-side QPS limit of the in-process controller (0: the bench's 2000; a real --kubeconfig controller gets client-go's default)")
+		ctrlQPS  = flag.Float64("controller-qps", 0, "client-side QPS limit of the in-process controller, as --kube-api-qps (0: the default of tokensmith controller)")
+		ctrlBur  = flag.Int("controller-burst", 0, "client-side burst of the in-process controller, as --kube-api-burst (0: twice the QPS)")
+		ctrlWork = flag.Int("controller-workers", 0, "concurrent reconciles per controller (0: the default of --concurrent-reconciles)")
 	)
 	flag.Parse()
 	phase := func(p string) bool {
@@ -90,13 +93,13 @@ func main() {
 		}
 		return false
 	}
-	if err := run(*nClients, *nUsers, *conc, *dur, phase, *out, *nCtrl, *samples, float32(*ctrlQPS)); err != nil {
+	if err := run(*nClients, *nUsers, *conc, *dur, phase, *out, *nCtrl, *samples, float32(*ctrlQPS), *ctrlBur, *ctrlWork); err != nil {
 		logf("FAILED: %v", err)
 		os.Exit(1)
 	}
 }
 
-func run(nClients, nUsers, conc int, dur time.Duration, phase func(string) bool, outDir string, nCtrl, samples int, ctrlQPS float32) error {
+func run(nClients, nUsers, conc int, dur time.Duration, phase func(string) bool, outDir string, nCtrl, samples int, ctrlQPS float32, ctrlBurst, ctrlWorkers int) error {
 	t0 := time.Now()
 	ctrl.SetLogger(funcr.New(func(prefix, args string) {
 		if strings.Contains(args, `"error"`) || strings.Contains(args, "err") {
@@ -319,11 +322,18 @@ func run(nClients, nUsers, conc int, dur time.Duration, phase func(string) bool,
 
 	if phase("controller") {
 		logf("controller phase: %d OAuthClients", nCtrl)
-		ccfg := rest.CopyConfig(cfg)
-		if ctrlQPS > 0 {
-			ccfg.QPS, ccfg.Burst = ctrlQPS, int(ctrlQPS*1.5)
+		// The controller runs with tokensmith controller's defaults unless told otherwise.
+		ccfg := controllers.RateLimit(rest.CopyConfig(cfg), controllers.DefaultKubeAPIQPS, controllers.DefaultKubeAPIBurst)
+		if ctrlQPS != 0 {
+			controllers.RateLimit(ccfg, float64(ctrlQPS), ctrlBurst)
 		}
-		cr, err := runControllerPhase(ctx, ccfg, k8s, baseURL, nCtrl, samples)
+		if ctrlWorkers <= 0 {
+			ctrlWorkers = controllers.DefaultConcurrentReconciles
+		}
+		if err := os.MkdirAll(outDir, 0o755); err != nil {
+			return err
+		}
+		cr, err := runControllerPhase(ctx, ccfg, k8s, baseURL, nCtrl, samples, ctrlWorkers, outDir)
 		if err != nil {
 			rep.Missing = append(rep.Missing, "controller: "+err.Error())
 			logf("controller phase failed: %v", err)

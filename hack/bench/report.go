@@ -3,8 +3,10 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -66,6 +68,24 @@ func markdown(rep *report, base float64) string {
 		fmt.Fprintf(&b, "| controller start with %d+%d verifiers present: initial reconciles / time to drain | %.0f / %.2f s |\n", rep.Clients, rep.Users, c.StartupReconciles, c.StartupSeconds)
 		fmt.Fprintf(&b, "| %d OAuthClients applied → all Ready with Secrets | %.2f s |\n", c.Clients, c.ReadySeconds)
 		fmt.Fprintf(&b, "| apply phase: oauthclient reconciles / summed reconcile time / MaxConcurrentReconciles | %.0f / %.2f s / %.0f |\n", c.ApplyReconciles, c.ApplyReconcileSeconds, c.MaxConcurrent)
+		fmt.Fprintf(&b, "| controller: concurrent reconciles / client QPS / burst | %d / %.0f / %d |\n", c.Workers, c.ClientQPS, c.ClientBurst)
+		if len(c.ApplyCPU) > 0 {
+			var parts []string
+			for _, k := range slices.Sorted(maps.Keys(c.ApplyCPU)) {
+				parts = append(parts, fmt.Sprintf("%s %.1f s", k, c.ApplyCPU[k]))
+			}
+			fmt.Fprintf(&b, "| apply phase: CPU time by process (of %.1f core-seconds on %d cores) | %s |\n", c.ReadySeconds*float64(rep.NumCPU), rep.NumCPU, strings.Join(parts, ", "))
+		}
+		if len(c.ApplyRequests) > 0 && c.Clients > 0 {
+			keys := slices.Sorted(maps.Keys(c.ApplyRequests))
+			var parts []string
+			total := 0
+			for _, k := range keys {
+				total += c.ApplyRequests[k]
+				parts = append(parts, fmt.Sprintf("%s %.2f", k, float64(c.ApplyRequests[k])/float64(c.Clients)))
+			}
+			fmt.Fprintf(&b, "| apply phase: controller API requests per OAuthClient (%.2f in all) | %s |\n", float64(total)/float64(c.Clients), strings.Join(parts, ", "))
+		}
 		fmt.Fprintf(&b, "| no-op resync (manager restart, %.0f reconciles): objects written / events | %d / %d |\n", c.ResyncReconciles, c.ResyncWrites, c.ResyncEvents)
 		fmt.Fprintf(&b, "| change-to-served (new OAuthClient → token issued), %d samples: p50 / p99 / max | %.0f / %.0f / %.0f ms |\n", c.ServedSamples, c.ServedP50ms, c.ServedP99ms, c.ServedMaxms)
 		if c.Note != "" {

@@ -27,6 +27,9 @@ type controllerFlags struct {
 	probeAddr         string
 	keyRotationPeriod time.Duration
 	keyRetention      time.Duration
+	workers           int
+	kubeAPIQPS        float64
+	kubeAPIBurst      int
 	zap               zap.Options
 }
 
@@ -43,6 +46,9 @@ func parseControllerFlags(args []string, stderr io.Writer) (*controllerFlags, er
 	fs.StringVar(&f.probeAddr, "health-probe-bind-address", ":8081", `Address of /healthz and /readyz; "0" disables them.`)
 	fs.DurationVar(&f.keyRotationPeriod, "key-rotation-period", controllers.DefaultKeyRotationPeriod, "How long a signing key is current before a new one replaces it.")
 	fs.DurationVar(&f.keyRetention, "key-retention", controllers.DefaultKeyRetention, "How long a replaced signing key still verifies; at least the longest token lifetime (8784h).")
+	fs.IntVar(&f.workers, "concurrent-reconciles", controllers.DefaultConcurrentReconciles, "How many OAuthClients, and separately how many Users, are reconciled at once.")
+	fs.Float64Var(&f.kubeAPIQPS, "kube-api-qps", controllers.DefaultKubeAPIQPS, "Client-side limit of API server requests per second; negative: none, the API server's Priority and Fairness alone.")
+	fs.IntVar(&f.kubeAPIBurst, "kube-api-burst", controllers.DefaultKubeAPIBurst, "Requests allowed at once above --kube-api-qps; 0: twice --kube-api-qps.")
 	f.zap.BindFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -58,6 +64,12 @@ func parseControllerFlags(args []string, stderr io.Writer) (*controllerFlags, er
 	}
 	if f.keyRotationPeriod <= 0 || f.keyRetention <= 0 {
 		return nil, errors.New("--key-rotation-period and --key-retention must be positive")
+	}
+	if f.workers < 1 {
+		return nil, errors.New("--concurrent-reconciles must be at least 1")
+	}
+	if f.kubeAPIQPS == 0 || f.kubeAPIBurst < 0 {
+		return nil, errors.New("--kube-api-qps must be positive (or negative for no client-side limit), and --kube-api-burst not negative")
 	}
 	return f, nil
 }
@@ -81,7 +93,11 @@ func runController(args []string, stdout, stderr io.Writer) int {
 		log.Error(err, "loading the Kubernetes client configuration")
 		return 1
 	}
+	// Whatever the kubeconfig or controller-runtime chose (client-go's 5/10
+	// with --kubeconfig, no limit in-cluster), the flags decide.
+	controllers.RateLimit(cfg, f.kubeAPIQPS, f.kubeAPIBurst)
 	mgr, err := controllers.NewManager(cfg, controllers.ManagerOptions{
+		ConcurrentReconciles:    f.workers,
 		MetricsBindAddress:      f.metricsAddr,
 		HealthProbeBindAddress:  f.probeAddr,
 		LeaderElection:          f.leaderElect,
@@ -101,7 +117,8 @@ func runController(args []string, stdout, stderr io.Writer) int {
 		log.Error(err, "setting up the controllers")
 		return 1
 	}
-	log.Info("starting", "serverNamespace", f.serverNamespace, "tokenURL", f.tokenURL, "leaderElection", f.leaderElect)
+	log.Info("starting", "serverNamespace", f.serverNamespace, "tokenURL", f.tokenURL, "leaderElection", f.leaderElect,
+		"concurrentReconciles", f.workers, "kubeAPIQPS", f.kubeAPIQPS, "kubeAPIBurst", f.kubeAPIBurst)
 	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
 		log.Error(err, "manager stopped")
 		return 1

@@ -147,6 +147,7 @@ func writeKubeconfig(env *envtest.Environment, dir string) (string, error) {
 }
 
 func startLocalController(ctx context.Context, cfg *rest.Config, f localFlags, errs chan<- error) error {
+	cfg = controllers.RateLimit(rest.CopyConfig(cfg), controllers.DefaultKubeAPIQPS, controllers.DefaultKubeAPIBurst)
 	mgr, err := controllers.NewManager(cfg, controllers.ManagerOptions{MetricsBindAddress: "0", HealthProbeBindAddress: "0"})
 	if err != nil {
 		return err

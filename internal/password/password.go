@@ -12,6 +12,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 
 	"golang.org/x/crypto/argon2"
@@ -40,8 +41,20 @@ var b64 = base64.RawStdEncoding
 // ErrMalformed means a stored hash is not an argon2id PHC string this package can verify.
 var ErrMalformed = errors.New("password: malformed argon2id hash")
 
+// hashSlots bounds how many Hash calls run at once in the process: each takes
+// p.MemoryKiB (19 MiB by default) for its duration, and the controller
+// reconciles several Users in parallel. More hashes than cores at once would
+// only add memory, not throughput.
+var hashSlots = make(chan struct{}, min(max(runtime.GOMAXPROCS(0), 1), maxConcurrentHashes))
+
+// maxConcurrentHashes caps hashSlots on large nodes: 4 × 19 MiB.
+const maxConcurrentHashes = 4
+
 // Hash returns the PHC string of password under p with a fresh random salt.
+// At most min(GOMAXPROCS, 4) hashes run at once; further callers wait.
 func Hash(password string, p Params) (string, error) {
+	hashSlots <- struct{}{}
+	defer func() { <-hashSlots }()
 	salt := make([]byte, saltLen)
 	if _, err := rand.Read(salt); err != nil {
 		return "", fmt.Errorf("password: reading random salt: %w", err)

@@ -3,6 +3,7 @@ package password
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestHashAndVerify(t *testing.T) {
@@ -69,4 +70,34 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("accepted memory cost %d", h.params.MemoryKiB)
 		}
 	})
+}
+
+func TestHashWaitsForASlot(t *testing.T) {
+	if c := cap(hashSlots); c < 1 || c > maxConcurrentHashes {
+		t.Fatalf("hash slots = %d, want 1..%d", c, maxConcurrentHashes)
+	}
+	for range cap(hashSlots) {
+		hashSlots <- struct{}{}
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if _, err := Hash("x", Params{MemoryKiB: 64, Iterations: 1, Parallelism: 1}); err != nil {
+			t.Error(err)
+		}
+	}()
+	select {
+	case <-done:
+		t.Fatal("Hash ran while every slot was taken")
+	case <-time.After(50 * time.Millisecond):
+	}
+	<-hashSlots
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Hash did not run once a slot was free")
+	}
+	for range cap(hashSlots) - 1 {
+		<-hashSlots
+	}
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -45,8 +44,16 @@ type Index struct {
 	// rebuild in between.
 	local map[string]time.Time
 	dirty chan struct{}
-	// rebuilds counts snapshot rebuilds (tests check that bursts coalesce).
-	rebuilds atomic.Int64
+	// changed holds, for each entry changed since the last rebuild, what it
+	// was before (nil: it did not exist); claims counts claimants per key; full
+	// asks the next rebuild to start from every entry (see incremental.go).
+	changed map[string]*entry
+	claims  claims
+	full    bool
+	// rebuilds counts snapshot rebuilds (tests check that bursts coalesce),
+	// fullRebuilds those of them that started from every entry.
+	rebuilds     atomic.Int64
+	fullRebuilds atomic.Int64
 }
 
 // entry is one Secret parsed once.
@@ -69,6 +76,9 @@ func New(log logr.Logger) *Index {
 		entries: map[string]*entry{},
 		local:   map[string]time.Time{},
 		dirty:   make(chan struct{}, 1),
+		changed: map[string]*entry{},
+		claims:  newClaims(),
+		full:    true,
 	}
 	ix.snap.Store(build(nil, nil, nil, nil))
 	return ix
@@ -166,21 +176,39 @@ func (ix *Index) markDirty() {
 func (ix *Index) rebuild() {
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
-	list := make([]*entry, 0, len(ix.entries))
-	for _, e := range ix.entries {
-		list = append(list, e)
-	}
-	// The oldest claim of a client id or username wins, as the controller decides conflicts.
-	sort.Slice(list, func(i, j int) bool {
-		if !list[i].created.Equal(list[j].created) {
-			return list[i].created.Before(list[j].created)
+	// An expired local revocation is dropped by a full rebuild.
+	now := time.Now()
+	for _, exp := range ix.local {
+		if now.After(exp.Add(tokens.Leeway)) {
+			ix.full = true
+			break
 		}
-		return list[i].name < list[j].name
-	})
+	}
+	// Revoke may have published a copy with more revocations since; it holds
+	// ix.mu too, so this is the latest.
+	if next, ok := ix.applyChanges(ix.snap.Load()); ok {
+		clear(ix.changed)
+		ix.snap.Store(next)
+		ix.rebuilds.Add(1)
+		return
+	}
+	ix.fullRebuild()
+	clear(ix.changed)
+	ix.full = false
+	ix.rebuilds.Add(1)
+	ix.fullRebuilds.Add(1)
+}
+
+// fullRebuild makes the snapshot from every entry. ix.mu must be held.
+func (ix *Index) fullRebuild() {
+	// The oldest claim of a client id or username wins, as the controller
+	// decides conflicts; among the client-id winners, the oldest claim of a
+	// numeric id. One pass over the entries, no sort: a rebuild follows every
+	// burst of changes, and sorting 20,000 entries each time was half its cost.
 	var (
-		clients []*Client
-		users   []*User
-		keyring *tokens.Keyring
+		clients = make(map[string]*entry, len(ix.entries))
+		users   = make(map[string]*entry, len(ix.entries))
+		keys    *entry
 		revoked = make(map[string]time.Time, len(ix.local))
 	)
 	add := func(id string, exp time.Time) {
@@ -188,14 +216,25 @@ func (ix *Index) rebuild() {
 			revoked[id] = exp
 		}
 	}
-	for _, e := range list {
+	for _, e := range ix.entries {
 		switch {
 		case e.client != nil:
-			clients = append(clients, e.client)
+			if id := e.client.ClientID; id != "" {
+				if cur, ok := clients[id]; !ok || e.older(cur) {
+					clients[id] = e
+				}
+			}
 		case e.user != nil:
-			users = append(users, e.user)
+			if name := e.user.Username; name != "" {
+				if cur, ok := users[name]; !ok || e.older(cur) {
+					users[name] = e
+				}
+			}
 		case e.keyring != nil:
-			keyring = e.keyring
+			// Only one Secret name is parsed as signing keys; were there more, the newest.
+			if keys == nil || keys.older(e) {
+				keys = e
+			}
 		}
 		for _, r := range e.revocations {
 			add(r.ID, r.ExpiresAt)
@@ -209,8 +248,40 @@ func (ix *Index) rebuild() {
 		}
 		add(id, exp)
 	}
-	ix.snap.Store(build(clients, users, keyring, revoked))
-	ix.rebuilds.Add(1)
+	snap := &Snapshot{
+		clients:          make(map[string]*Client, len(clients)),
+		clientsByNumeric: make(map[int64]*Client),
+		users:            make(map[string]*User, len(users)),
+		revoked:          revoked,
+	}
+	if keys != nil {
+		snap.keyring = keys.keyring
+	}
+	numeric := map[int64]*entry{}
+	for id, e := range clients {
+		snap.clients[id] = e.client
+		if n := e.client.NumericID; n != 0 {
+			if cur, ok := numeric[n]; !ok || e.older(cur) {
+				numeric[n] = e
+			}
+		}
+	}
+	for n, e := range numeric {
+		snap.clientsByNumeric[n] = e.client
+	}
+	for name, e := range users {
+		snap.users[name] = e.user
+	}
+	ix.snap.Store(snap)
+}
+
+// older reports whether e's claim precedes o's: created earlier, or at the
+// same second with a smaller name.
+func (e *entry) older(o *entry) bool {
+	if !e.created.Equal(o.created) {
+		return e.created.Before(o.created)
+	}
+	return e.name < o.name
 }
 
 func (ix *Index) upsert(obj any) {
@@ -234,16 +305,10 @@ func (ix *Index) upsert(obj any) {
 		if old == nil {
 			return
 		}
-		delete(ix.entries, s.Name)
-		ix.markDirty()
+		ix.set(s.Name, nil)
 		return
 	}
-	if e == nil {
-		delete(ix.entries, s.Name)
-	} else {
-		ix.entries[s.Name] = e
-	}
-	ix.markDirty()
+	ix.set(s.Name, e)
 }
 
 func (ix *Index) remove(obj any) {
@@ -255,9 +320,8 @@ func (ix *Index) remove(obj any) {
 		return
 	}
 	ix.mu.Lock()
-	delete(ix.entries, s.Name)
+	ix.set(s.Name, nil)
 	ix.mu.Unlock()
-	ix.markDirty()
 }
 
 // fault is a parse error that quotes no data, safe to log.

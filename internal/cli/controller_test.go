@@ -1,0 +1,76 @@
+package cli
+
+import (
+	"io"
+	"testing"
+
+	"k8s.io/client-go/rest"
+
+	"github.com/tokensmith/tokensmith/controllers"
+)
+
+func TestControllerFlags(t *testing.T) {
+	t.Setenv("POD_NAMESPACE", "auth")
+	cases := []struct {
+		name  string
+		args  []string
+		check func(t *testing.T, f *controllerFlags)
+		fails bool
+	}{
+		{"defaults concurrency and the client-side rate limit", nil, func(t *testing.T, f *controllerFlags) {
+			if f.workers != controllers.DefaultConcurrentReconciles || f.kubeAPIQPS != controllers.DefaultKubeAPIQPS ||
+				f.kubeAPIBurst != controllers.DefaultKubeAPIBurst || f.serverNamespace != "auth" {
+				t.Fatalf("%+v", f)
+			}
+		}, false},
+		{"takes the flags", []string{"--concurrent-reconciles", "3", "--kube-api-qps", "20", "--kube-api-burst", "30"},
+			func(t *testing.T, f *controllerFlags) {
+				if f.workers != 3 || f.kubeAPIQPS != 20 || f.kubeAPIBurst != 30 {
+					t.Fatalf("%+v", f)
+				}
+			}, false},
+		{"a negative QPS disables the limit", []string{"--kube-api-qps", "-1"}, func(t *testing.T, f *controllerFlags) {
+			if f.kubeAPIQPS != -1 {
+				t.Fatalf("%+v", f)
+			}
+		}, false},
+		{"refuses zero workers", []string{"--concurrent-reconciles", "0"}, nil, true},
+		{"refuses a zero QPS", []string{"--kube-api-qps", "0"}, nil, true},
+		{"refuses a negative burst", []string{"--kube-api-burst", "-1"}, nil, true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			f, err := parseControllerFlags(c.args, io.Discard)
+			if c.fails {
+				if err == nil {
+					t.Fatal("accepted")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.check(t, f)
+		})
+	}
+}
+
+func TestRateLimit(t *testing.T) {
+	for _, c := range []struct {
+		qps       float64
+		burst     int
+		wantQPS   float32
+		wantBurst int
+	}{
+		{-1, 0, -1, 0},
+		{-5, 300, -1, 0},
+		{50, 0, 50, 100},
+		{50, 70, 50, 70},
+		{0.2, 0, 0.2, 1},
+	} {
+		cfg := controllers.RateLimit(&rest.Config{QPS: 5, Burst: 10}, c.qps, c.burst)
+		if cfg.QPS != c.wantQPS || cfg.Burst != c.wantBurst {
+			t.Errorf("RateLimit(%v, %d) = %v/%d, want %v/%d", c.qps, c.burst, cfg.QPS, cfg.Burst, c.wantQPS, c.wantBurst)
+		}
+	}
+}
