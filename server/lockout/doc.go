@@ -20,6 +20,9 @@
 // Secret, so every other replica honours it from its index within about a
 // second. Removing status.lockedUntil (kubectl patch ... see the User type)
 // unlocks the user on every replica, including the one that set the lock: a
-// replica drops its own state once the index shows that a lock it saw there
-// is gone.
+// replica watches its index until its own lock shows there (WatchIndex), and
+// drops all its state for the user once a lock it saw there is gone. (A lock
+// cleared before the locking replica's index ever showed it, within about a
+// second of being set, still runs out there at its own time.) A success that
+// races a lock does not remove the lock from status.
 package lockout
