@@ -298,6 +298,10 @@ func run(nClients, nUsers, conc int, dur time.Duration, phase func(string) bool,
 				}
 			}
 			add(openLoop(name+" @ half peak", hc, conc*2, peak/2, dur, build))
+			// The same open loop against the trivial handler at the same rate: what
+			// this host (scheduler, loopback, load generator) adds with no server work.
+			add(openLoop(fmt.Sprintf("baseline: trivial @ %.0f/s (%s half peak)", peak/2, strings.Fields(name)[0]), hc, conc*2, peak/2, dur,
+				func(_, _ int) (*http.Request, error) { return http.NewRequest(http.MethodGet, baseBase+"/trivial", nil) }))
 		}
 	} else {
 		rep.Missing = append(rep.Missing, "endpoint load phases (skipped by -only)")

@@ -54,7 +54,12 @@ func markdown(rep *report, base float64) string {
 		}
 		fmt.Fprintf(&b, "| %s | %.0f | %s | %s | %s | %s | %d | %.0f%% |\n", name, r.RPS, ratio, fmtMS(r.P50ms), fmtMS(r.P99ms), fmtMS(r.P999ms), r.Errors, 100*r.GCShare)
 	}
-	b.WriteString("\n| figure | value |\n|---|---|\n")
+	for _, r := range rep.Endpoints {
+		if r.TargetRPS > 0 && r.Note != "" {
+			fmt.Fprintf(&b, "\n- %s: %s", r.Name, r.Note)
+		}
+	}
+	b.WriteString("\n\n| figure | value |\n|---|---|\n")
 	if rep.Argon2PerS > 0 {
 		fmt.Fprintf(&b, "| raw argon2id verifications/s (m=19 MiB, t=2, p=1; %d goroutines) | %.1f |\n", rep.GOMAXPROCS, rep.Argon2PerS)
 	}
