@@ -272,6 +272,10 @@ func TestVerifierSecretDeletedByHand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	uBefore, err := userVerifier(t, u)
+	if err != nil {
+		t.Fatal(err)
+	}
 	ocVerifier := getSecret(t, serverNamespace, credstore.ClientVerifierName(ns, "app"))
 	userVerifierSecret := getSecret(t, serverNamespace, credstore.UserVerifierName(ns, "ivy"))
 
@@ -300,6 +304,12 @@ func TestVerifierSecretDeletedByHand(t *testing.T) {
 		}
 		if !verifies(t, v.PasswordHash, pw) {
 			return fmt.Errorf("the restored verifier does not accept the same password")
+		}
+		// Without the old hash the controller cannot tell the password is
+		// unchanged: sessions end (documented), and the generation never
+		// counts backwards, so no old refresh token comes back to life.
+		if v.CredentialGeneration <= uBefore.CredentialGeneration {
+			t.Fatalf("credential generation %d -> %d", uBefore.CredentialGeneration, v.CredentialGeneration)
 		}
 		return nil
 	})
