@@ -3,6 +3,8 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"errors"
+	"net"
 	"sort"
 	"strings"
 	"sync"
@@ -13,6 +15,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
@@ -177,11 +180,47 @@ type electedManager struct {
 	mgr    ctrl.Manager
 	cancel context.CancelFunc
 	done   chan struct{}
+	// err is what Start returned, once done is closed.
+	err error
+	// partition cuts the manager off the API server, as a crashed or
+	// partitioned replica is: no renewal, no release, no write.
+	partition func()
+}
+
+// severableConfig is cfg with a dialer that partition can cut: it closes every
+// open connection and refuses new ones.
+func severableConfig() (*rest.Config, func()) {
+	c := rest.CopyConfig(cfg)
+	var mu sync.Mutex
+	var conns []net.Conn
+	cut := false
+	d := &net.Dialer{}
+	c.Dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if cut {
+			return nil, errors.New("partitioned")
+		}
+		conn, err := d.DialContext(ctx, network, addr)
+		if err == nil {
+			conns = append(conns, conn)
+		}
+		return conn, err
+	}
+	return c, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		cut = true
+		for _, conn := range conns {
+			_ = conn.Close()
+		}
+	}
 }
 
 func startElected(t *testing.T, lease, tokenURL string) *electedManager {
 	t.Helper()
-	mgr, err := NewManager(cfg, ManagerOptions{
+	c, partition := severableConfig()
+	mgr, err := NewManager(c, ManagerOptions{
 		MetricsBindAddress: "0", SkipControllerNameValidation: true,
 		LeaderElection: true, LeaderElectionID: lease, LeaderElectionNamespace: serverNamespace,
 		LeaseDuration: 4 * time.Second, RenewDeadline: 3 * time.Second, RetryPeriod: 250 * time.Millisecond,
@@ -195,12 +234,10 @@ func startElected(t *testing.T, lease, tokenURL string) *electedManager {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	m := &electedManager{mgr: mgr, cancel: cancel, done: make(chan struct{})}
+	m := &electedManager{mgr: mgr, cancel: cancel, done: make(chan struct{}), partition: partition}
 	go func() {
 		defer close(m.done)
-		if err := mgr.Start(ctx); err != nil {
-			t.Errorf("manager %s: %v", tokenURL, err)
-		}
+		m.err = mgr.Start(ctx)
 	}()
 	t.Cleanup(m.stop)
 	return m
@@ -220,8 +257,10 @@ func (m *electedManager) elected() bool {
 	}
 }
 
-// TestLeaderElection runs two controller replicas on one Lease: only the
-// leader reconciles, and when it stops the other takes over. Which replica
+// TestLeaderElection runs controller replicas on one Lease: only the leader
+// reconciles; when it stops (releasing the Lease) another takes over at once,
+// and when it is cut off from the API server without releasing anything,
+// another takes over once the Lease expires. Which replica
 // wrote a consumer Secret shows in its TOKEN_URL, which each replica is
 // configured with differently: a follower that acted would rewrite it.
 func TestLeaderElection(t *testing.T) {
@@ -297,6 +336,9 @@ func TestLeaderElection(t *testing.T) {
 	// The leader stops (and, as "tokensmith controller" does, releases the Lease).
 	stopped := time.Now()
 	a.stop()
+	if a.err != nil {
+		t.Fatalf("the leader stopped with %v", a.err)
+	}
 	eventually(t, func() error {
 		if !b.elected() {
 			return fmt.Errorf("the second replica has not taken over")
@@ -317,9 +359,51 @@ func TestLeaderElection(t *testing.T) {
 		t.Fatal("a credential changed with the leader")
 	}
 
+
+	// A leader that dies without releasing the Lease (cut off from the API
+	// server: it can neither renew nor write) is replaced once the Lease
+	// expires, and it stops leading on its own after RenewDeadline, before
+	// the Lease expires for the others.
+	urlC := "http://c.test/oauth/token"
+	c := startElected(t, lease, urlC)
+	if !c.mgr.GetCache().WaitForCacheSync(context.Background()) {
+		t.Fatal("the third replica's cache did not sync")
+	}
+	if c.elected() {
+		t.Fatal("the third replica leads while the second does")
+	}
+	b.partition()
+	cut := time.Now()
+	lostLeadership := make(chan time.Duration, 1)
+	go func() { <-b.done; lostLeadership <- time.Since(cut) }()
+	eventually(t, func() error {
+		if !c.elected() {
+			return fmt.Errorf("the third replica has not taken over")
+		}
+		return nil
+	})
+	tookOver := time.Since(cut)
+	select {
+	case <-b.done:
+		if b.err == nil || !strings.Contains(b.err.Error(), "leader election lost") {
+			t.Fatalf("the cut-off leader stopped with %v, want leader election lost", b.err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the cut-off leader did not stop leading")
+	}
+	t.Logf("a leader cut off from the API server stopped leading after %s and was replaced after %s",
+		(<-lostLeadership).Round(time.Millisecond), tookOver.Round(time.Millisecond))
+	third := newOC(ns, "third")
+	create(t, third)
+	waitReason(t, third, authv1alpha1.ReasonIssued)
+	waitTokenURL(tokenURLOf(ns, "third-credentials"), urlC)
+	if s := getSecret(t, ns, "first-credentials"); string(s.Data[credstore.KeyClientSecret]) != string(firstSecret.Data[credstore.KeyClientSecret]) {
+		t.Fatal("a credential changed with the leader")
+	}
+
 	h := holders.nonEmpty()
-	if len(h) != 2 || h[0] == h[1] {
-		t.Fatalf("Lease holders: %v, want the first replica then the second", h)
+	if len(h) != 3 || h[0] == h[1] || h[1] == h[2] || h[0] == h[2] {
+		t.Fatalf("Lease holders: %v, want the first replica, the second, then the third", h)
 	}
 	holders.mu.Lock()
 	t.Logf("Lease holder transitions: %s", strings.Join(holders.holders, " -> "))
