@@ -2,8 +2,8 @@ package controllers
 
 import (
 	"context"
-	"fmt"
 	"errors"
+	"fmt"
 	"net"
 	"sort"
 	"strings"
@@ -358,7 +358,6 @@ func TestLeaderElection(t *testing.T) {
 		string(after.Data[credstore.KeyClientSecret]) != string(firstSecret.Data[credstore.KeyClientSecret]) {
 		t.Fatal("a credential changed with the leader")
 	}
-
 
 	// A leader that dies without releasing the Lease (cut off from the API
 	// server: it can neither renew nor write) is replaced once the Lease
