@@ -13,7 +13,7 @@ import (
 func writeReport(rep *report, dir string) error {
 	var base float64
 	for _, r := range rep.Endpoints {
-		if strings.HasPrefix(r.Name, "baseline") {
+		if strings.HasPrefix(r.Name, "baseline") && r.TargetRPS == 0 && base == 0 {
 			base = r.RPS
 		}
 	}

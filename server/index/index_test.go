@@ -12,6 +12,7 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/go-logr/logr/funcr"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
@@ -277,17 +278,34 @@ func TestIndexCoalescesBursts(t *testing.T) {
 }
 
 func TestStripManagedFields(t *testing.T) {
+	created := metav1.NewTime(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{
-		ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "kubectl"}},
-		Annotations:   map[string]string{corev1.LastAppliedConfigAnnotation: `{"data":{"x":"c2VjcmV0"}}`, credstore.AnnotationOwner: "apps/a"},
-	}}
+		Name: "v", Namespace: "ns", UID: "u-1", ResourceVersion: "42", CreationTimestamp: created,
+		ManagedFields:   []metav1.ManagedFieldsEntry{{Manager: "kubectl"}},
+		Labels:          map[string]string{credstore.LabelSecretType: credstore.TypeClientVerifier, "app.kubernetes.io/managed-by": "tokensmith"},
+		Annotations:     map[string]string{corev1.LastAppliedConfigAnnotation: `{"data":{"x":"c2VjcmV0"}}`, credstore.AnnotationOwner: "apps/a"},
+		OwnerReferences: []metav1.OwnerReference{{Name: "o"}},
+	}, Data: map[string][]byte{credstore.DataKey: []byte("{}"), "other": []byte("x")}, StringData: map[string]string{"s": "y"}}
 	out, err := stripManagedFields(s)
 	if err != nil {
 		t.Fatal(err)
 	}
 	got := out.(*corev1.Secret)
-	if got.ManagedFields != nil || got.Annotations[corev1.LastAppliedConfigAnnotation] != "" || got.Annotations[credstore.AnnotationOwner] != "apps/a" {
-		t.Fatalf("transform kept %+v", got.ObjectMeta)
+	want := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{
+		Name: "v", Namespace: "ns", UID: "u-1", ResourceVersion: "42", CreationTimestamp: created,
+		Labels: map[string]string{credstore.LabelSecretType: credstore.TypeClientVerifier},
+	}, Data: map[string][]byte{credstore.DataKey: []byte("{}")}}
+	if !equality.Semantic.DeepEqual(got, want) {
+		t.Fatalf("transform kept %+v", got)
+	}
+	if e, err := parse(got); err == nil || e != nil {
+		// "{}" has no client id: parse must see the same document as before the transform.
+		t.Fatalf("parse of the compact copy = %v, %v", e, err)
+	}
+	// Other objects only lose their managed fields.
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "c", ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "x"}}}}
+	if out, _ := stripManagedFields(cm); out.(*corev1.ConfigMap).ManagedFields != nil {
+		t.Fatal("managed fields kept")
 	}
 }
 
