@@ -223,6 +223,12 @@ func TestAPIServerOutage(t *testing.T) {
 	for time.Since(outageStart) < 3*time.Second {
 		issue(first, before, 50)
 	}
+	if code := ready(first); code != http.StatusOK {
+		t.Fatalf("the first server's /readyz answers %d late in the outage", code)
+	}
+	if code := ready(second); code != http.StatusServiceUnavailable {
+		t.Fatalf("the second server's /readyz answers %d late in the outage, want 503", code)
+	}
 	t.Logf("the API server was down for %s", time.Since(outageStart).Round(100*time.Millisecond))
 
 	if err := apiServer.Start(); err != nil {
