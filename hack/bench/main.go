@@ -59,6 +59,52 @@ type MemResult struct {
 	Note          string  `json:"note"`
 }
 
+// splitRows is -split.
+var splitRows bool
+
+// runSplitRows measures the trivial baseline, v1 client credentials (ES256)
+// and the session dialect with the load generator in a child process on its
+// own CPU: closed-loop peak, then open loop at half of it, and the trivial
+// handler open loop at the same rate.
+func runSplitRows(sp *splitter, rep *report, add func(Result), conc int, dur time.Duration, baseBase, baseURL string,
+	pick func(w, i, parity int) clientCred, ccBody func(clientCred) []byte) {
+	form := "application/x-www-form-urlencoded"
+	trivial := []genRequest{{Method: http.MethodGet, URL: baseBase + "/trivial"}}
+	var v1, session []genRequest
+	for i := range 1000 {
+		v1 = append(v1, genRequest{Method: http.MethodPost, URL: baseURL + "/v1/auth/token", ContentType: form, Body: ccBody(pick(0, i, 0))})
+		c := pick(0, i, i%2)
+		b, _ := json.Marshal(map[string]string{"api_key": c.APIKey, "secret": c.APISec})
+		session = append(session, genRequest{Method: http.MethodPost, URL: fmt.Sprintf("%s/api/auth/session/%d", baseURL, c.NumericID), ContentType: "application/json", Body: b})
+	}
+	run := func(spec genSpec) (Result, bool) {
+		r, err := sp.run(spec)
+		if err != nil {
+			rep.Missing = append(rep.Missing, spec.Name+": "+err.Error())
+			logf("%s: %v", spec.Name, err)
+			return r, false
+		}
+		add(r)
+		return r, true
+	}
+	label := fmt.Sprintf("split (server CPUs %s, generator CPU %s): ", sp.serverCPUs, sp.genCPU)
+	if _, ok := run(genSpec{Name: label + "baseline: trivial net/http", Conc: conc, Duration: dur, Requests: trivial}); !ok {
+		return
+	}
+	for _, ep := range []struct {
+		name string
+		reqs []genRequest
+	}{{"v1 client-credentials ES256", v1}, {"session (HS512)", session}} {
+		peak, ok := run(genSpec{Name: label + ep.name, Conc: conc, Duration: dur, Requests: ep.reqs})
+		if !ok || peak.RPS < 2 {
+			continue
+		}
+		rate := peak.RPS / 2
+		run(genSpec{Name: label + ep.name + " @ half peak", Conc: conc * 2, Rate: rate, Duration: dur, Requests: ep.reqs})
+		run(genSpec{Name: fmt.Sprintf("%sbaseline: trivial @ %.0f/s", label, rate), Conc: conc * 2, Rate: rate, Duration: dur, Requests: trivial})
+	}
+}
+
 type noRecorder struct{}
 
 func (noRecorder) Record(devicelogin.UserRef, string, time.Time) {}
@@ -80,8 +126,18 @@ func main() {
 		ctrlQPS  = flag.Float64("controller-qps", 0, "client-side QPS limit of the in-process controller, as --kube-api-qps (0: the default of tokensmith controller)")
 		ctrlBur  = flag.Int("controller-burst", 0, "client-side burst of the in-process controller, as --kube-api-burst (0: twice the QPS)")
 		ctrlWork = flag.Int("controller-workers", 0, "concurrent reconciles per controller (0: the default of --concurrent-reconciles)")
+		split    = flag.Bool("split", true, "also run the key rows with the load generator in a child process on its own CPU (taskset), the servers on the others")
+		gen      = flag.Bool("generator", false, "internal: run as the split rows' load generator")
 	)
 	flag.Parse()
+	if *gen {
+		if err := runGenerator(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		return
+	}
+	splitRows = *split
 	phase := func(p string) bool {
 		if *only == "" {
 			return true
@@ -301,7 +357,14 @@ func run(nClients, nUsers, conc int, dur time.Duration, phase func(string) bool,
 			// The same open loop against the trivial handler at the same rate: what
 			// this host (scheduler, loopback, load generator) adds with no server work.
 			add(openLoop(fmt.Sprintf("baseline: trivial @ %.0f/s (%s half peak)", peak/2, strings.Fields(name)[0]), hc, conc*2, peak/2, dur,
-				func(_, _ int) (*http.Request, error) { return http.NewRequest(http.MethodGet, baseBase+"/trivial", nil) }))
+				func(_, _ int) (*http.Request, error) {
+					return http.NewRequest(http.MethodGet, baseBase+"/trivial", nil)
+				}))
+		}
+		if sp := newSplitter(); splitRows && sp != nil {
+			runSplitRows(sp, rep, add, conc, dur, baseBase, baseURL, pick, ccBody)
+		} else {
+			rep.Missing = append(rep.Missing, "split rows (-split=false, fewer than 2 CPUs or no taskset)")
 		}
 	} else {
 		rep.Missing = append(rep.Missing, "endpoint load phases (skipped by -only)")

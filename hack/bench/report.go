@@ -17,9 +17,19 @@ func writeReport(rep *report, dir string) error {
 			base = r.RPS
 		}
 	}
+	var splitBase float64
+	for _, r := range rep.Endpoints {
+		if strings.HasPrefix(r.Name, "split") && strings.Contains(r.Name, "baseline") && r.TargetRPS == 0 {
+			splitBase = r.RPS
+		}
+	}
 	for i := range rep.Endpoints {
-		if base > 0 && rep.Endpoints[i].TargetRPS == 0 {
-			rep.Endpoints[i].Ratio = rep.Endpoints[i].RPS / base
+		b := base
+		if strings.HasPrefix(rep.Endpoints[i].Name, "split") {
+			b = splitBase // split rows compare with the split baseline
+		}
+		if b > 0 && rep.Endpoints[i].TargetRPS == 0 {
+			rep.Endpoints[i].Ratio = rep.Endpoints[i].RPS / b
 		}
 	}
 	md := markdown(rep, base)
