@@ -406,7 +406,7 @@ func cpuSeconds() map[string]float64 {
 
 func countReady(ctx context.Context, c client.Reader) (ready, secrets int) {
 	var l authv1alpha1.OAuthClientList
-	if err := c.List(ctx, &l, client.InNamespace(appsNamespace)); err == nil {
+	if err := c.List(ctx, &l, client.InNamespace(appsNamespace), client.UnsafeDisableDeepCopy); err == nil {
 		for _, o := range l.Items {
 			if meta.IsStatusConditionTrue(o.Status.Conditions, authv1alpha1.ConditionReady) {
 				ready++
@@ -414,7 +414,7 @@ func countReady(ctx context.Context, c client.Reader) (ready, secrets int) {
 		}
 	}
 	var s corev1.SecretList
-	if err := c.List(ctx, &s, client.InNamespace(appsNamespace)); err == nil {
+	if err := c.List(ctx, &s, client.InNamespace(appsNamespace), client.UnsafeDisableDeepCopy); err == nil {
 		secrets = len(s.Items)
 	}
 	return ready, secrets
