@@ -280,7 +280,7 @@ func (r *OAuthClientReconciler) createConsumerSecret(ctx context.Context, oc *au
 // Secret some other controller already owns gets a plain owner reference.
 func (r *OAuthClientReconciler) setOwner(oc *authv1alpha1.OAuthClient, s *corev1.Secret) error {
 	err := controllerutil.SetControllerReference(oc, s, r.Scheme)
-	if _, owned := err.(*controllerutil.AlreadyOwnedError); owned {
+	if alreadyOwned(err) {
 		return controllerutil.SetOwnerReference(oc, s, r.Scheme)
 	}
 	return err

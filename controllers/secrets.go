@@ -3,6 +3,7 @@ package controllers
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	authv1alpha1 "github.com/tokensmith/tokensmith/api/v1alpha1"
 	"github.com/tokensmith/tokensmith/internal/credstore"
@@ -229,4 +231,11 @@ func keptWhileWaiting(ctx context.Context, c client.Reader, verifier types.Names
 		return ""
 	}
 	return "; the credentials last read from it stay valid until then (delete the object to revoke them)"
+}
+
+// alreadyOwned reports whether err says another controller owns the object,
+// in which case the caller adds a plain owner reference instead.
+func alreadyOwned(err error) bool {
+	var owned *controllerutil.AlreadyOwnedError
+	return errors.As(err, &owned)
 }

@@ -89,7 +89,7 @@ func (r *UserReconciler) passwordSecret(ctx context.Context, u *authv1alpha1.Use
 	}
 	desired.Labels[authv1alpha1.LabelManagedBy] = authv1alpha1.ManagedByValue
 	if err := controllerutil.SetControllerReference(u, desired, r.Scheme); err != nil {
-		if _, owned := err.(*controllerutil.AlreadyOwnedError); !owned {
+		if !alreadyOwned(err) {
 			return nil, err
 		}
 		if err := controllerutil.SetOwnerReference(u, desired, r.Scheme); err != nil {

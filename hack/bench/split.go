@@ -85,7 +85,7 @@ func newSplitter() *splitter {
 func (s *splitter) pin(cpus string) error {
 	out, err := exec.Command("taskset", "-a", "-p", "-c", cpus, strconv.Itoa(os.Getpid())).CombinedOutput()
 	if err != nil {
-		return fmt.Errorf("taskset: %v: %s", err, out)
+		return fmt.Errorf("taskset: %w: %s", err, out)
 	}
 	return nil
 }

@@ -74,7 +74,7 @@ func parseControllerFlags(args []string, stderr io.Writer) (*controllerFlags, er
 	return f, nil
 }
 
-func runController(args []string, stdout, stderr io.Writer) int {
+func runController(args []string, _, stderr io.Writer) int {
 	f, err := parseControllerFlags(args, stderr)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {

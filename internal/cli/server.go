@@ -103,7 +103,7 @@ func parseServerFlags(args []string, stderr io.Writer) (*serverFlags, *server.Ru
 
 // runServer is "tokensmith server": it serves the token APIs from the Secrets
 // the controller writes into its namespace until SIGINT or SIGTERM.
-func runServer(args []string, stdout, stderr io.Writer) int {
+func runServer(args []string, _, stderr io.Writer) int {
 	f, o, err := parseServerFlags(args, stderr)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {

@@ -28,7 +28,7 @@ func TestRequireRandomBitsCatchesWeakGenerators(t *testing.T) {
 		})},
 		"one constant byte": {fail: true, samples: draw(func(int) []byte { b := make([]byte, 16); _, _ = rand.Read(b); b[7] = 0x5a; return b })},
 		"too short":         {fail: true, samples: draw(func(int) []byte { b := make([]byte, 15); _, _ = rand.Read(b); return b })},
-		"repeats":           {fail: true, samples: draw(func(i int) []byte { b := make([]byte, 16); _, _ = rand.Read(b[:1]); return b })},
+		"repeats":           {fail: true, samples: draw(func(int) []byte { b := make([]byte, 16); _, _ = rand.Read(b[:1]); return b })},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -54,7 +54,7 @@ type recorder struct {
 
 func (r *recorder) Helper() {}
 
-func (r *recorder) Fatalf(format string, args ...any) {
+func (r *recorder) Fatalf(format string, _ ...any) {
 	r.failed = true
 	r.msg = format
 	panic(r)

@@ -133,7 +133,7 @@ func TestStatusRecorderAgainstTheAPIServer(t *testing.T) {
 		}
 	})
 
-	t.Run("gives up quietly on a deleted user", func(t *testing.T) {
+	t.Run("gives up quietly on a deleted user", func(*testing.T) {
 		rec.Record(UserRef{"apps", "ghost"}, "phone", at)
 		rec.Flush(ctx)
 	})

@@ -95,7 +95,10 @@ func TestALockReachesEveryReplicaAndClearingItUnlocksEveryReplica(t *testing.T) 
 		t.Cleanup(func() {
 			cancel()
 			select {
-			case <-done:
+			case err := <-done:
+				if err != nil {
+					t.Errorf("replica %s: %v", name, err)
+				}
 			case <-time.After(15 * time.Second):
 				t.Errorf("replica %s did not stop", name)
 			}

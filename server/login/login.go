@@ -22,6 +22,7 @@ var ErrInvalidCredentials = errors.New("login: invalid credentials")
 // the device dialect's development-mode debug object.
 type Reason string
 
+// The reasons a login fails; every one is answered as a wrong password.
 const (
 	ReasonUnknownUser        Reason = "unknown_user"
 	ReasonWrongPassword      Reason = "wrong_password"
@@ -34,7 +35,9 @@ const (
 // Failure is a failed login. It matches ErrInvalidCredentials with errors.Is.
 type Failure struct{ Reason Reason }
 
-func (f *Failure) Error() string        { return "login: invalid credentials (" + string(f.Reason) + ")" }
+func (f *Failure) Error() string { return "login: invalid credentials (" + string(f.Reason) + ")" }
+
+// Is makes every Failure match ErrInvalidCredentials.
 func (f *Failure) Is(target error) bool { return target == ErrInvalidCredentials }
 
 // Lockout is the hook for per-user brute-force protection (server/lockout).
