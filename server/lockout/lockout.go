@@ -98,8 +98,7 @@ type entry struct {
 	pending  int       // attempts allowed by Check and not yet Recorded
 	level    int       // locks so far: the back-off exponent
 	armed    bool      // after a lock: the next failure locks again
-	until    time.Time // this replica's own lock, zero if none
-	wrote    time.Time // the lockedUntil this replica wrote for its own lock
+	until    time.Time // this replica's own lock (the lockedUntil it writes), zero if none
 	seen     time.Time // the last lockedUntil the index showed, zero if none
 	last     time.Time // last failure
 }
@@ -169,7 +168,7 @@ func (l *Lockout) Check(u *index.User, now time.Time) bool {
 			e = nil
 		case api != nil && !api.Equal(e.seen):
 			e.seen = *api
-			if !api.Equal(e.wrote) && now.Before(*api) {
+			if !api.Equal(e.until) && now.Before(*api) {
 				l.adopt(e)
 			}
 		}
@@ -245,7 +244,6 @@ func (l *Lockout) Record(u *index.User, ok bool, now time.Time) {
 		e.until = t.Add(time.Second)
 	}
 	e.until = e.until.UTC()
-	e.wrote = e.until
 	if l.snapshot != nil {
 		l.unseen[k] = true
 	}
@@ -329,7 +327,7 @@ func (l *Lockout) Observe(now time.Time) {
 	var snap *index.Snapshot
 	for k := range l.unseen {
 		e := l.users[k]
-		if e == nil || e.wrote.IsZero() || e.seen.Equal(e.wrote) || !now.Before(e.until) {
+		if e == nil || e.seen.Equal(e.until) || !now.Before(e.until) {
 			delete(l.unseen, k)
 			continue
 		}
@@ -338,8 +336,8 @@ func (l *Lockout) Observe(now time.Time) {
 				return
 			}
 		}
-		if u := snap.User(e.username); u != nil && key(u) == k && u.LockedUntil != nil && u.LockedUntil.Equal(e.wrote) {
-			e.seen = e.wrote
+		if u := snap.User(e.username); u != nil && key(u) == k && u.LockedUntil != nil && u.LockedUntil.Equal(e.until) {
+			e.seen = e.until
 			delete(l.unseen, k)
 		}
 	}
