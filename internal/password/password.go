@@ -45,7 +45,7 @@ var ErrMalformed = errors.New("password: malformed argon2id hash")
 // p.MemoryKiB (19 MiB by default) for its duration, and the controller
 // reconciles several Users in parallel. More hashes than cores at once would
 // only add memory, not throughput.
-var hashSlots = make(chan struct{}, min(max(runtime.GOMAXPROCS(0), 1), maxConcurrentHashes))
+var hashSlots = make(chan struct{}, min(runtime.GOMAXPROCS(0), maxConcurrentHashes))
 
 // maxConcurrentHashes caps hashSlots on large nodes: 4 × 19 MiB.
 const maxConcurrentHashes = 4
