@@ -2,6 +2,7 @@ package server
 
 import (
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/tokensmith/tokensmith/server/devicelogin"
@@ -74,12 +75,13 @@ func (l *limits) AllowClient(dialect, id string) (time.Duration, bool) {
 	return retry, ok
 }
 
-// tooManyRequests returns the 429 writer of the endpoint at path when the
-// per-IP limit applies to it: the endpoints that check passwords or client
-// secrets. JWKS, metadata and /auth/verify check neither and are left alone
-// (an ingress controller calls /auth/verify for every request it serves).
-func tooManyRequests(path string) func(http.ResponseWriter, time.Duration) {
-	switch d := dialectOf(path); d {
+// tooManyRequests returns the 429 writer of the endpoint at path, of the
+// given dialect (dialectOf(path)), when the per-IP limit applies to it: the
+// endpoints that check passwords or client secrets. JWKS, metadata and
+// /auth/verify check neither and are left alone (an ingress controller calls
+// /auth/verify for every request it serves).
+func tooManyRequests(dialect, path string) func(http.ResponseWriter, time.Duration) {
+	switch dialect {
 	case session.Dialect:
 		return session.Shape.TooManyRequests
 	case v1token.Dialect:
@@ -95,20 +97,21 @@ func tooManyRequests(path string) func(http.ResponseWriter, time.Duration) {
 	return nil
 }
 
-// limitIP answers 429 and returns false when r's source address is over its limit.
-func (l *limits) limitIP(w http.ResponseWriter, r *http.Request, client func() string) bool {
+// limitIP answers 429 and returns false when client, the source address of a
+// request for path of the given dialect, is over its limit.
+func (l *limits) limitIP(w http.ResponseWriter, path, dialect string, client netip.Addr) bool {
 	if l.ip == nil {
 		return true
 	}
-	write := tooManyRequests(r.URL.Path)
+	write := tooManyRequests(dialect, path)
 	if write == nil {
 		return true
 	}
-	retry, ok := l.ip.Allow(client(), l.now())
+	retry, ok := l.ip.Allow(throttle.IPKey(client), l.now())
 	if ok {
 		return true
 	}
-	l.metrics.throttled.WithLabelValues(dialectOf(r.URL.Path), limiterIP).Inc()
+	l.metrics.throttled.WithLabelValues(dialect, limiterIP).Inc()
 	write(w, retry)
 	return false
 }

@@ -22,7 +22,6 @@ import (
 	"github.com/tokensmith/tokensmith/server/oauth2"
 	"github.com/tokensmith/tokensmith/server/resource"
 	"github.com/tokensmith/tokensmith/server/session"
-	"github.com/tokensmith/tokensmith/server/throttle"
 	"github.com/tokensmith/tokensmith/server/v1token"
 )
 
@@ -183,6 +182,7 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 		}
 		w.Header().Set("X-Request-Id", id)
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		d, client := dialectOf(r.URL.Path), ClientIP(r, s.o.TrustedProxies)
 		defer func() {
 			if p := recover(); p != nil {
 				if err, ok := p.(error); ok && errors.Is(err, http.ErrAbortHandler) {
@@ -193,12 +193,11 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 					httpx.WriteJSON(rec, http.StatusInternalServerError, map[string]string{"error": "server_error", "message": "Internal server error"})
 				}
 			}
-			d := dialectOf(r.URL.Path)
 			s.metrics.latency.WithLabelValues(d, r.Method, strconv.Itoa(rec.status)).Observe(time.Since(start).Seconds())
 			s.o.Logger.V(1).Info("request", "requestID", id, "method", r.Method, "path", r.URL.Path,
-				"dialect", d, "client", ClientIP(r, s.o.TrustedProxies).String(), "status", rec.status, "duration", time.Since(start).String())
+				"dialect", d, "client", client.String(), "status", rec.status, "duration", time.Since(start).String())
 		}()
-		if !s.limits.limitIP(rec, r, func() string { return throttle.IPKey(ClientIP(r, s.o.TrustedProxies)) }) {
+		if !s.limits.limitIP(rec, r.URL.Path, d, client) {
 			return
 		}
 		next.ServeHTTP(rec, r)
