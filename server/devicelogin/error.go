@@ -49,14 +49,8 @@ func (h *Handler) writeError(w http.ResponseWriter, err error, debug bool) {
 		e   *Error
 		dbg map[string]string
 	)
-	var (
-		lf *login.Failure
-		t  *httpx.Throttled
-	)
+	var lf *login.Failure
 	switch {
-	case errors.As(err, &t):
-		httpx.SetRetryAfter(w, t.RetryAfter)
-		e = errTooMany
 	case errors.As(err, &e):
 	case errors.As(err, &lf):
 		e = errInvalidCredentials
@@ -91,5 +85,5 @@ func (shape) TooManyRequests(w http.ResponseWriter, retry time.Duration) {
 	write(w, errTooMany, nil)
 }
 
-// Shape writes this dialect's 405 and 500 for the server's middleware.
+// Shape writes this dialect's 405, 429 and 500 for the server's middleware.
 var Shape httpx.Shape = shape{}
