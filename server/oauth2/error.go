@@ -48,17 +48,14 @@ var (
 	errTooLarge = &Error{Status: http.StatusRequestEntityTooLarge, Code: "invalid_request", Description: descInvalidRequest, Hint: "The request body is too large"}
 )
 
+// errInvalidScope does not name the offending scope, unlike league's hint:
+// what a client sends as a scope is its input, and a secret pasted into the
+// wrong parameter must never come back in an error (test/e2e's leak check
+// sends one). The hint says where to look instead.
+var errInvalidScope = &Error{Status: http.StatusBadRequest, Code: "invalid_scope", Description: descInvalidScope, Hint: "Check the requested scopes against the client's allowed scopes"}
+
 func invalidRequest(hint string) *Error {
 	return &Error{Status: http.StatusBadRequest, Code: "invalid_request", Description: descInvalidRequest, Hint: hint}
-}
-
-// invalidScope does not name the offending scope, unlike league's hint: what
-// a client sends as a scope is its input, and a secret pasted into the wrong
-// parameter must never come back in an error (test/e2e's leak check sends
-// one). The hint says where to look instead.
-func invalidScope(string) *Error {
-	return &Error{Status: http.StatusBadRequest, Code: "invalid_scope", Description: descInvalidScope,
-		Hint: "Check the requested scopes against the client's allowed scopes"}
 }
 
 func invalidRefresh(hint string) *Error {
@@ -117,5 +114,5 @@ func (shape) TooManyRequests(w http.ResponseWriter, retry time.Duration) {
 	write(w, errTooMany)
 }
 
-// Shape writes this dialect's 405 and 500 for the server's middleware.
+// Shape writes this dialect's 405, 429 and 500 for the server's middleware.
 var Shape httpx.Shape = shape{}

@@ -162,7 +162,7 @@ func (h *Handler) password(x *exchange) (*response, error) {
 	}
 	// Scopes the client may never have are refused before any password work.
 	if _, bad := login.Scopes(requested, x.client.Scopes); bad != "" {
-		return nil, invalidScope(bad)
+		return nil, errInvalidScope
 	}
 	u, err := h.login.Login(x.r.Context(), x.snap, login.Request{Username: username, Password: pw, ClientID: x.client.ClientID, Now: x.now})
 	if err != nil {
@@ -170,7 +170,7 @@ func (h *Handler) password(x *exchange) (*response, error) {
 	}
 	granted, bad := login.Scopes(requested, login.Intersect(x.client.Scopes, u.Scopes))
 	if bad != "" {
-		return nil, invalidScope(bad)
+		return nil, errInvalidScope
 	}
 	session := &tokens.Claims{
 		Subject:    u.Username,
@@ -205,11 +205,11 @@ func (h *Handler) refresh(x *exchange) (*response, error) {
 	}
 	// Never wider than first granted, nor than the client and user may have now.
 	if _, bad := login.Scopes(requested, old.Scope); bad != "" {
-		return nil, invalidScope(bad)
+		return nil, errInvalidScope
 	}
 	granted, bad := login.Scopes(requested, login.Intersect(old.Scope, login.Intersect(x.client.Scopes, u.Scopes)))
 	if bad != "" {
-		return nil, invalidScope(bad)
+		return nil, errInvalidScope
 	}
 	session := &tokens.Claims{
 		Subject:    old.Subject,
@@ -230,7 +230,7 @@ func (h *Handler) clientCredentials(x *exchange) (*response, error) {
 	}
 	granted, bad := login.Scopes(requested, x.client.Scopes)
 	if bad != "" {
-		return nil, invalidScope(bad)
+		return nil, errInvalidScope
 	}
 	c := x.client
 	access := &tokens.Claims{Kind: tokens.Access, Issuer: h.deps.Issuer, Subject: c.ClientID, ClientID: c.ClientID, Scope: granted}

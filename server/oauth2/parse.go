@@ -128,7 +128,7 @@ func scopes(form url.Values) ([]string, error) {
 	out := strings.Fields(s)
 	for _, sc := range out {
 		if !scopeToken(sc) {
-			return nil, invalidScope("")
+			return nil, errInvalidScope
 		}
 	}
 	return out, nil
