@@ -73,7 +73,7 @@ func (shape) TooManyRequests(w http.ResponseWriter, retry time.Duration) {
 	write(w, errTooMany)
 }
 
-// Shape writes this dialect's 405 and 500 for the server's middleware.
+// Shape writes this dialect's 405, 429 and 500 for the server's middleware.
 var Shape httpx.Shape = shape{}
 
 // NotFound writes this dialect's 404 (for the router's not-found handler).
