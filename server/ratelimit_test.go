@@ -2,9 +2,7 @@ package server
 
 import (
 	"fmt"
-	"io"
 	"net/http"
-	"net/http/httptest"
 	"net/netip"
 	"strings"
 	"testing"
@@ -46,18 +44,11 @@ func newLimitedServer(t *testing.T, limits RateLimits, trusted ...string) *Serve
 
 // send is st.Do from a chosen peer address.
 func send(h http.Handler, remote, method, target, contentType, body string, header ...string) st.Response {
-	req := httptest.NewRequest(method, target, strings.NewReader(body))
-	req.RemoteAddr = remote
-	if contentType != "" {
-		req.Header.Set("Content-Type", contentType)
-	}
-	for i := 0; i+1 < len(header); i += 2 {
-		req.Header.Set(header[i], header[i+1])
-	}
-	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, req)
-	b, _ := io.ReadAll(rec.Result().Body)
-	return st.Response{Status: rec.Code, Header: rec.Header(), Body: strings.TrimSuffix(string(b), "\n")}
+	from := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.RemoteAddr = remote
+		h.ServeHTTP(w, r)
+	})
+	return st.Do(from, method, target, contentType, body, header...)
 }
 
 const form = "application/x-www-form-urlencoded"
