@@ -318,3 +318,31 @@ func TestVerifierSecretDeletedByHand(t *testing.T) {
 		t.Fatal("restoring the verifier rewrote the consumer Secret")
 	}
 }
+
+// TestFirstSecretAfterAConflictIsNotRecreated: a client refused for a
+// conflict never had credentials, so the Secret it gets once the conflict is
+// gone is generated, not reported as a deleted Secret recreated (whose old
+// secret would still work for the grace period).
+func TestFirstSecretAfterAConflictIsNotRecreated(t *testing.T) {
+	ns, other := newNamespace(t), newNamespace(t)
+	claim := func(oc *authv1alpha1.OAuthClient) { oc.Spec.ClientID = "claimed-" + ns }
+	first := newOC(ns, "first", claim)
+	create(t, first)
+	waitReason(t, first, authv1alpha1.ReasonIssued)
+	second := newOC(other, "second", claim)
+	create(t, second)
+	waitReason(t, second, authv1alpha1.ReasonConflict)
+
+	deleteObj(t, first)
+	waitReason(t, second, authv1alpha1.ReasonIssued)
+	waitEvent(t, other, "second", EventGenerated, corev1.EventTypeNormal)
+	var evs eventsv1.EventList
+	if err := k8s.List(context.Background(), &evs, client.InNamespace(other)); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range evs.Items {
+		if e.Reason == EventConsumerSecretRecreated {
+			t.Fatalf("a Secret generated for the first time was reported as recreated: %q", e.Note)
+		}
+	}
+}

@@ -122,7 +122,7 @@ func (r *OAuthClientReconciler) reconcile(ctx context.Context, req ctrl.Request)
 func (r *OAuthClientReconciler) reconcileClient(ctx context.Context, oc *authv1alpha1.OAuthClient) (ctrl.Result, error) {
 	now := r.Options.now()
 	secretKey := types.NamespacedName{Namespace: oc.Namespace, Name: consumerSecretName(oc)}
-	issued := issuedFrom(oc.Status.SecretName, oc.Status.ClientID, secretKey.Name)
+	named := oc.Status.SecretName == secretKey.Name
 	oc.Status.SecretName = secretKey.Name
 
 	consumer, err := r.secrets().get(ctx, secretKey)
@@ -164,6 +164,12 @@ func (r *OAuthClientReconciler) reconcileClient(ctx context.Context, oc *authv1a
 	}
 
 	if !oc.Spec.ExistingSecret {
+		// Credentials were issued through a Secret the API server says is gone
+		// if the status named it and the verifier written from it is still
+		// there: someone deleted it. (The status alone does not tell: a client
+		// refused for a conflict had its client id and Secret name in status,
+		// and never a Secret or a verifier.)
+		issued := consumer == nil && named && secretCached(ctx, r.Client, r.verifierKey(oc))
 		if consumer, err = r.ensureConsumerSecret(ctx, oc, secretKey, consumer, clientID, issued); err != nil {
 			return ctrl.Result{}, err
 		}

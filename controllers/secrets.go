@@ -207,13 +207,9 @@ func ownerString(obj client.Object) string {
 	return obj.GetNamespace() + "/" + obj.GetName()
 }
 
-// issuedFrom reports whether credentials were already issued through the
-// Secret named want: the status (which lives in the API server and so
-// survives restarts) records it as the Secret and holds the client id that
-// was settled together with it. It does not depend on Ready, which a later
-// problem (an invalid edit, say) may have turned False in between.
-func issuedFrom(statusSecret, statusClientID, want string) bool {
-	return statusSecret == want && statusClientID != ""
+// secretCached reports whether the cache holds the Secret at key.
+func secretCached(ctx context.Context, c client.Reader, key types.NamespacedName) bool {
+	return c.Get(ctx, key, &corev1.Secret{}) == nil
 }
 
 // keptWhileWaiting is the part of a WaitingForSecret message that says what
@@ -227,7 +223,7 @@ func issuedFrom(statusSecret, statusClientID, want string) bool {
 // deleting the OAuthClient or User (or disabling the User) does not revoke
 // properly. The message says so, so that Ready=False is not read as "refused".
 func keptWhileWaiting(ctx context.Context, c client.Reader, verifier types.NamespacedName) string {
-	if err := c.Get(ctx, verifier, &corev1.Secret{}); err != nil {
+	if !secretCached(ctx, c, verifier) {
 		return ""
 	}
 	return "; the credentials last read from it stay valid until then (delete the object to revoke them)"
