@@ -16,7 +16,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	authv1alpha1 "github.com/tokensmith/tokensmith/api/v1alpha1"
 	"github.com/tokensmith/tokensmith/internal/credstore"
@@ -132,7 +131,7 @@ func (r *OAuthClientReconciler) ensureConsumerSecret(ctx context.Context, oc *au
 		desired.Labels = map[string]string{}
 	}
 	desired.Labels[authv1alpha1.LabelManagedBy] = authv1alpha1.ManagedByValue
-	if err := r.setOwner(oc, desired); err != nil {
+	if err := setOwner(oc, desired, r.Scheme); err != nil {
 		return nil, err
 	}
 	if desired.Data == nil {
@@ -248,7 +247,7 @@ func (r *OAuthClientReconciler) createConsumerSecret(ctx context.Context, oc *au
 		}
 		s.Data[k] = []byte(v)
 	}
-	if err := r.setOwner(oc, s); err != nil {
+	if err := setOwner(oc, s, r.Scheme); err != nil {
 		return nil, err
 	}
 	if err := r.Client.Create(ctx, s); err != nil {
@@ -271,16 +270,6 @@ func (r *OAuthClientReconciler) createConsumerSecret(ctx context.Context, oc *au
 	}
 	r.event(oc, corev1.EventTypeNormal, EventGenerated, actionCreate, "Generated credentials into Secret %s", key.Name)
 	return s, nil
-}
-
-// setOwner makes oc the controller of s, so that deleting oc deletes s. A
-// Secret some other controller already owns gets a plain owner reference.
-func (r *OAuthClientReconciler) setOwner(oc *authv1alpha1.OAuthClient, s *corev1.Secret) error {
-	err := controllerutil.SetControllerReference(oc, s, r.Scheme)
-	if alreadyOwned(err) {
-		return controllerutil.SetOwnerReference(oc, s, r.Scheme)
-	}
-	return err
 }
 
 func gracePeriod(oc *authv1alpha1.OAuthClient) time.Duration {

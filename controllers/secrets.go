@@ -11,6 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -229,9 +230,13 @@ func keptWhileWaiting(ctx context.Context, c client.Reader, verifier types.Names
 	return "; the credentials last read from it stay valid until then (delete the object to revoke them)"
 }
 
-// alreadyOwned reports whether err says another controller owns the object,
-// in which case the caller adds a plain owner reference instead.
-func alreadyOwned(err error) bool {
+// setOwner makes owner the controller of s, so that deleting owner deletes s.
+// A Secret some other controller already owns gets a plain owner reference.
+func setOwner(owner client.Object, s *corev1.Secret, scheme *runtime.Scheme) error {
+	err := controllerutil.SetControllerReference(owner, s, scheme)
 	var owned *controllerutil.AlreadyOwnedError
-	return errors.As(err, &owned)
+	if errors.As(err, &owned) {
+		return controllerutil.SetOwnerReference(owner, s, scheme)
+	}
+	return err
 }

@@ -88,13 +88,8 @@ func (r *UserReconciler) passwordSecret(ctx context.Context, u *authv1alpha1.Use
 		desired.Labels = map[string]string{}
 	}
 	desired.Labels[authv1alpha1.LabelManagedBy] = authv1alpha1.ManagedByValue
-	if err := controllerutil.SetControllerReference(u, desired, r.Scheme); err != nil {
-		if !alreadyOwned(err) {
-			return nil, err
-		}
-		if err := controllerutil.SetOwnerReference(u, desired, r.Scheme); err != nil {
-			return nil, err
-		}
+	if err := setOwner(u, desired, r.Scheme); err != nil {
+		return nil, err
 	}
 	if len(desired.Data[dataKey]) == 0 {
 		pw, err := credstore.RandomSecret(secretBytes)
