@@ -28,32 +28,31 @@ func newClaims() claims {
 // add counts e's claims (delta +1) or uncounts them (delta -1), and reports
 // whether any of its keys had or now has more than one claimant.
 func (c claims) add(e *entry, delta int) (contested bool) {
-	bump := func(n int) int {
-		if n+delta > 1 || n > 1 {
-			contested = true
-		}
-		return n + delta
-	}
 	switch {
 	case e.client != nil:
-		if id := e.client.ClientID; id != "" {
-			if c.clientIDs[id] = bump(c.clientIDs[id]); c.clientIDs[id] == 0 {
-				delete(c.clientIDs, id)
-			}
-		}
-		if n := e.client.NumericID; n != 0 {
-			if c.numeric[n] = bump(c.numeric[n]); c.numeric[n] == 0 {
-				delete(c.numeric, n)
-			}
-		}
+		id := count(c.clientIDs, e.client.ClientID, delta)
+		numeric := count(c.numeric, e.client.NumericID, delta)
+		return id || numeric
 	case e.user != nil:
-		if name := e.user.Username; name != "" {
-			if c.usernames[name] = bump(c.usernames[name]); c.usernames[name] == 0 {
-				delete(c.usernames, name)
-			}
-		}
+		return count(c.usernames, e.user.Username, delta)
 	}
-	return contested
+	return false
+}
+
+// count adds delta to the claimants of key (the zero key claims nothing) and
+// reports whether it had or now has more than one.
+func count[K comparable](m map[K]int, key K, delta int) bool {
+	var none K
+	if key == none {
+		return false
+	}
+	n := m[key]
+	if n+delta == 0 {
+		delete(m, key)
+	} else {
+		m[key] = n + delta
+	}
+	return n > 1 || n+delta > 1
 }
 
 // set replaces the entry named name (nil deletes it) and records the change
