@@ -80,7 +80,7 @@ func New(log logr.Logger) *Index {
 		claims:  newClaims(),
 		full:    true,
 	}
-	ix.snap.Store(build(nil, nil, nil, nil))
+	ix.fullRebuild() // of no entries: the empty snapshot
 	return ix
 }
 

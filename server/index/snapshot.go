@@ -71,28 +71,6 @@ func NewSnapshot(clients []credstore.ClientVerifier, users []credstore.UserVerif
 	return s, nil
 }
 
-// build makes a snapshot from entries already parsed (Index keeps them parsed
-// so that a rebuild never decodes a Secret or a password hash again).
-func build(clients []*Client, users []*User, keyring *tokens.Keyring, revoked map[string]time.Time) *Snapshot {
-	s := &Snapshot{
-		clients:          make(map[string]*Client, len(clients)),
-		clientsByNumeric: make(map[int64]*Client),
-		users:            make(map[string]*User, len(users)),
-		keyring:          keyring,
-		revoked:          revoked,
-	}
-	if s.revoked == nil {
-		s.revoked = map[string]time.Time{}
-	}
-	for _, c := range clients {
-		s.addClient(c)
-	}
-	for _, u := range users {
-		s.addUser(u)
-	}
-	return s
-}
-
 // withRevoked returns a copy of s that also holds the revocation of id until
 // expiresAt. Only the revocation map is copied; entries are shared.
 func (s *Snapshot) withRevoked(id string, expiresAt time.Time) *Snapshot {
