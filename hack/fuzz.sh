@@ -15,8 +15,9 @@ while IFS= read -r file; do
       # Go's fuzzer can stop with "context deadline exceeded" and no finding
       # when the time runs out while its workers are starting or stopping
       # (seen both ways on a loaded 2-core machine). Only that case is
-      # retried, once, for longer; any real finding ("Failing input
-      # written to ...") or other failure fails the run.
+      # retried, once, for 10s (longer than make test's 3s, shorter than
+      # make fuzz's 2m); any real finding ("Failing input written to ...")
+      # or other failure fails the run.
       if grep -q 'context deadline exceeded' <<<"$out" && ! grep -q 'Failing input written' <<<"$out"; then
         echo "--- fuzz $pkg $target: the fuzzer hit its deadline without a finding; retrying for 10s"
         go test -run='^$' -fuzz="^${target}\$" -fuzztime=10s "$pkg"
