@@ -54,10 +54,20 @@ verify: generate manifests ## Fail when generated files drift from the code, or 
 control-plane: ## Build kube-apiserver and etcd from pinned Go modules into bin/ (cached).
 	@hack/build-control-plane.sh >/dev/null
 
+.PHONY: node
+node: ## Install the one-node cluster's Debian packages (root) and build kubelet & co. into bin/ (cached).
+	hack/install-node-packages.sh
+	@hack/build-node.sh >/dev/null
+
 .PHONY: test
-test: control-plane ## Run every test against a real kube-apiserver, then a short run of every fuzz target.
-	KUBEBUILDER_ASSETS=$$(hack/build-control-plane.sh) go test $(GO_TEST_FLAGS) -count=1 -timeout 20m ./...
+test: control-plane node ## Run every test against a real kube-apiserver, the chart on a one-node cluster, then a short fuzz run.
+	KUBEBUILDER_ASSETS=$$(hack/build-control-plane.sh) go test $(GO_TEST_FLAGS) -count=1 -timeout 20m $$(go list ./... | grep -v /test/cluster)
+	$(MAKE) test-cluster
 	KUBEBUILDER_ASSETS=$$(hack/build-control-plane.sh) hack/fuzz.sh $(FUZZTIME)
+
+.PHONY: test-cluster
+test-cluster: control-plane node ## Run only the one-node cluster test: helm install of the chart's real pods (root).
+	go test $(GO_TEST_FLAGS) -count=1 -timeout 20m -v ./test/cluster/...
 
 .PHONY: fuzz
 fuzz: control-plane ## Run every fuzz target for longer (FUZZTIME=2m by default here).
@@ -70,12 +80,18 @@ bench: control-plane build ## Measure the token server against a same-run baseli
 ##@ Build
 
 .PHONY: build
-build: ## Build the tokensmith binary into bin/.
-	CGO_ENABLED=0 go build -trimpath -o $(BIN)/tokensmith .
+build: ## Build the tokensmith binary (what the image holds) and tokensmith-local (make run) into bin/.
+	CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o $(BIN)/tokensmith .
+	CGO_ENABLED=0 go build -trimpath -o $(BIN)/tokensmith-local ./cmd/tokensmith-local
+
+.PHONY: image
+image: build ## Build the OCI image tarball bin/image/tokensmith.tar with go-containerregistry (no Docker).
+	go run ./hack/image -binary $(BIN)/tokensmith -o $(BIN)/image/tokensmith.tar -tag $(IMG) \
+		-version $$(git describe --tags --always --dirty 2>/dev/null || echo dev) -revision $$(git rev-parse HEAD 2>/dev/null)
 
 .PHONY: run
 run: control-plane build ## Run a local control plane with the controller and the token server on 127.0.0.1:4000.
-	KUBEBUILDER_ASSETS=$$(hack/build-control-plane.sh) $(BIN)/tokensmith local
+	KUBEBUILDER_ASSETS=$$(hack/build-control-plane.sh) $(BIN)/tokensmith-local
 
 .PHONY: docker-build
 docker-build: ## Build the container image (needs a Docker engine).

@@ -2,7 +2,8 @@
 //
 //	tokensmith controller   reconcile OAuthClients and Users into Secrets
 //	tokensmith server       serve the token APIs from those Secrets
-//	tokensmith local        run a local control plane with both, for development
+//
+// "make run" runs the local development mode, cmd/tokensmith-local.
 package main
 
 import (

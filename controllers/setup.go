@@ -99,7 +99,7 @@ type ManagerOptions struct {
 	RenewDeadline time.Duration
 	RetryPeriod   time.Duration
 	// SkipControllerNameValidation allows more than one manager per process
-	// (tests, and "tokensmith local" restarting its controller).
+	// (tests, and "tokensmith-local" restarting its controller).
 	SkipControllerNameValidation bool
 	// ConcurrentReconciles is how many OAuthClients (and, separately, Users)
 	// are reconciled at once; 0 means DefaultConcurrentReconciles. One object

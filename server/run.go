@@ -37,7 +37,7 @@ type RunOptions struct {
 
 // Run serves the token server against the cluster behind cfg until ctx ends,
 // then shuts down gracefully. It is what "tokensmith server" and
-// "tokensmith local" run.
+// "tokensmith-local" run.
 func Run(ctx context.Context, cfg *rest.Config, o RunOptions) error {
 	if o.Namespace == "" {
 		return errors.New("server: a namespace is required")

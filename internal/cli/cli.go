@@ -1,5 +1,6 @@
 // Package cli parses the command line of the tokensmith binary and runs the
-// chosen part: one file per subcommand.
+// chosen part: one file per subcommand. Local mode is a separate binary
+// (cmd/tokensmith-local), so that the image's binary links no test machinery.
 package cli
 
 import (
@@ -17,7 +18,6 @@ func commands() map[string]command {
 	return map[string]command{
 		"controller": {"reconcile OAuthClients and Users into Secrets", runController},
 		"server":     {"serve the token APIs from the Secrets the controller writes", runServer},
-		"local":      {"start a local control plane with the controller and the server", runLocal},
 	}
 }
 
@@ -43,7 +43,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 func usage(w io.Writer, cmds map[string]command) {
 	fmt.Fprintln(w, "usage: tokensmith <command> [flags]")
 	fmt.Fprintln(w)
-	for _, name := range []string{"controller", "server", "local"} {
+	for _, name := range []string{"controller", "server"} {
 		fmt.Fprintf(w, "  %-11s %s\n", name, cmds[name].summary)
 	}
 }

@@ -1,6 +1,6 @@
 // Package testenv starts a real kube-apiserver and etcd (built from pinned Go
 // modules by hack/build-control-plane.sh) with the tokensmith CRDs installed,
-// for tests and for "tokensmith local".
+// for tests and for "tokensmith-local".
 package testenv
 
 import (

@@ -1,4 +1,4 @@
-// Package local exercises "make run": it starts "tokensmith local" as a
+// Package local exercises "make run": it starts "tokensmith-local" as a
 // process, exactly as the README tells a newcomer to, gets a token from each
 // dialect with the sample credentials, and stops it with Ctrl-C.
 package local
@@ -33,14 +33,14 @@ func TestLocalModeServesEveryDialectWithTheSamples(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "tokensmith")
-	build := exec.Command("go", "build", "-o", bin, ".")
+	bin := filepath.Join(dir, "tokensmith-local")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/tokensmith-local")
 	build.Dir, build.Stderr = root, os.Stderr
 	if err := build.Run(); err != nil {
 		t.Fatal(err)
 	}
 	listen, admin := freeAddr(t), freeAddr(t)
-	cmd := exec.Command(bin, "local", "--listen", listen, "--admin-listen", admin, "--dir", filepath.Join(dir, "local"))
+	cmd := exec.Command(bin, "--listen", listen, "--admin-listen", admin, "--dir", filepath.Join(dir, "local"))
 	cmd.Dir = root // as "make run" does: samples and CRDs come from the checkout
 	stdout, _ := cmd.StdoutPipe()
 	var stderr strings.Builder
@@ -67,7 +67,7 @@ func TestLocalModeServesEveryDialectWithTheSamples(t *testing.T) {
 	select {
 	case printed = <-summary:
 	case <-time.After(3 * time.Minute):
-		t.Fatalf("tokensmith local did not become ready; stderr:\n%s", stderr.String())
+		t.Fatalf("tokensmith-local did not become ready; stderr:\n%s", stderr.String())
 	}
 	for _, want := range []string{"/api/auth/session/", "/v1/auth/token", "/v1/oauth/", "grant_type=password", "KUBECONFIG="} {
 		if !strings.Contains(printed, want) {
@@ -124,10 +124,10 @@ func TestLocalModeServesEveryDialectWithTheSamples(t *testing.T) {
 	select {
 	case err := <-exited:
 		if err != nil {
-			t.Fatalf("tokensmith local exited with %v after Ctrl-C; stderr:\n%s", err, stderr.String())
+			t.Fatalf("tokensmith-local exited with %v after Ctrl-C; stderr:\n%s", err, stderr.String())
 		}
 	case <-time.After(30 * time.Second):
-		t.Fatal("tokensmith local did not stop within 30s of Ctrl-C")
+		t.Fatal("tokensmith-local did not stop within 30s of Ctrl-C")
 	}
 	if conn, err := net.DialTimeout("tcp", listen, time.Second); err == nil {
 		conn.Close()

@@ -1,4 +1,4 @@
-package cli
+package main
 
 import (
 	"bufio"
@@ -34,7 +34,7 @@ import (
 	"github.com/tokensmith/tokensmith/internal/testenv"
 )
 
-// localFlags are the flags of "tokensmith local".
+// localFlags are the flags of "tokensmith-local".
 type localFlags struct {
 	listen      string
 	adminListen string
@@ -51,7 +51,7 @@ type localFlags struct {
 // kubeconfig, which is rewritten on the next run.
 func runLocal(args []string, stdout, stderr io.Writer) int {
 	f := localFlags{}
-	fs := flag.NewFlagSet("tokensmith local", flag.ContinueOnError)
+	fs := flag.NewFlagSet("tokensmith-local", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&f.listen, "listen", "127.0.0.1:4000", "Address of the token server.")
 	fs.StringVar(&f.adminListen, "admin-listen", "127.0.0.1:9090", "Address of /metrics, /healthz and /readyz.")
@@ -68,7 +68,7 @@ func runLocal(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := runLocalPlane(ctx, f, stdout, stderr); err != nil {
-		fmt.Fprintf(stderr, "tokensmith local: %v\n", err)
+		fmt.Fprintf(stderr, "tokensmith-local: %v\n", err)
 		return 1
 	}
 	return 0

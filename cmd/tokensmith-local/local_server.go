@@ -1,4 +1,4 @@
-package cli
+package main
 
 import (
 	"context"
@@ -13,7 +13,7 @@ import (
 // localDeviceLoginClient is the clientID of config/samples/device_login_client.yaml.
 const localDeviceLoginClient = "device-login"
 
-// startLocalServer runs the token server of "tokensmith local" in this process
+// startLocalServer runs the token server of "tokensmith-local" in this process
 // against the local control plane; a failure is sent to errs.
 func startLocalServer(ctx context.Context, cfg *rest.Config, f localFlags, errs chan<- error) error {
 	o := server.RunOptions{

@@ -1,0 +1,332 @@
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"helm.sh/helm/v3/pkg/action"
+	"helm.sh/helm/v3/pkg/chart"
+	"helm.sh/helm/v3/pkg/chart/loader"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	authv1alpha1 "github.com/tokensmith/tokensmith/api/v1alpha1"
+	"github.com/tokensmith/tokensmith/internal/testenv"
+)
+
+const (
+	release   = "tokensmith"
+	namespace = "tokensmith-system"
+	// appNamespace is where the samples go, as "kubectl apply -f config/samples/" puts them.
+	appNamespace = "default"
+)
+
+// kube is what a test needs to talk to the cluster.
+type kube struct {
+	cfg *rest.Config
+	cs  kubernetes.Interface
+	c   client.Client
+}
+
+func newKube(t *testing.T) kube {
+	t.Helper()
+	cfg, err := cluster.RESTConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := client.New(cfg, client.Options{Scheme: testenv.Scheme()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kube{cfg: cfg, cs: cs, c: c}
+}
+
+// helmAction is Helm's SDK configured as "helm --namespace tokensmith-system"
+// with the cluster's kubeconfig, connecting through the node's namespace.
+func helmAction(t *testing.T) *action.Configuration {
+	t.Helper()
+	flags := genericclioptions.NewConfigFlags(false)
+	kubeconfig, ns := cluster.Kubeconfig, namespace
+	flags.KubeConfig, flags.Namespace = &kubeconfig, &ns
+	flags.WrapConfigFn = func(c *rest.Config) *rest.Config {
+		c.Dial = cluster.DialContext
+		return c
+	}
+	cfg := new(action.Configuration)
+	// Helm's debug lines say little a failure's dump does not.
+	if err := cfg.Init(flags, namespace, "secret", func(string, ...any) {}); err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+func loadChart(t *testing.T) *chart.Chart {
+	t.Helper()
+	ch, err := loader.Load(filepath.Join(repoRoot, "charts", "tokensmith"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ch
+}
+
+// imageValues are the only values the install changes: the image reference.
+func imageValues() map[string]any {
+	return map[string]any{"image": map[string]any{"repository": imageRepository, "tag": imageTag}}
+}
+
+func createRestrictedNamespace(ctx context.Context, t *testing.T, k kube) {
+	t.Helper()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: namespace, Labels: map[string]string{
+		"pod-security.kubernetes.io/enforce":         "restricted",
+		"pod-security.kubernetes.io/enforce-version": "latest",
+	}}}
+	if _, err := k.cs.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+}
+
+// waitDeploymentsAvailable waits until every Deployment of the release has all
+// its replicas updated and available, and no old pod is left.
+func waitDeploymentsAvailable(ctx context.Context, t *testing.T, k kube, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var pending []string
+	for time.Now().Before(deadline) {
+		list, err := k.cs.AppsV1().Deployments(namespace).List(ctx, metav1.ListOptions{})
+		pending = nil
+		if err != nil {
+			pending = append(pending, err.Error())
+		}
+		for _, d := range list.Items {
+			if !deploymentDone(&d) {
+				pending = append(pending, fmt.Sprintf("%s (%d/%d updated, %d available, %d total)", d.Name,
+					d.Status.UpdatedReplicas, *d.Spec.Replicas, d.Status.AvailableReplicas, d.Status.Replicas))
+			}
+		}
+		if err == nil && len(list.Items) == 0 {
+			pending = append(pending, "no Deployments")
+		}
+		if len(pending) == 0 {
+			return
+		}
+		time.Sleep(time.Second)
+	}
+	t.Fatalf("Deployments not available within %s: %s", timeout, strings.Join(pending, "; "))
+}
+
+func deploymentDone(d *appsv1.Deployment) bool {
+	want := int32(1)
+	if d.Spec.Replicas != nil {
+		want = *d.Spec.Replicas
+	}
+	for _, c := range d.Status.Conditions {
+		if c.Type == appsv1.DeploymentProgressing && c.Reason != "NewReplicaSetAvailable" {
+			return false
+		}
+	}
+	return d.Status.ObservedGeneration >= d.Generation && d.Status.UpdatedReplicas == want &&
+		d.Status.AvailableReplicas == want && d.Status.Replicas == want
+}
+
+// applySamples server-side applies config/samples/ as "kubectl apply -f
+// config/samples/" does (into the default namespace).
+func applySamples(ctx context.Context, t *testing.T, k kube) []client.Object {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(repoRoot, "config", "samples", "*.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var applied []client.Object
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(data), 4096)
+		for {
+			obj := &unstructured.Unstructured{}
+			if err := dec.Decode(&obj.Object); err != nil {
+				break
+			}
+			if obj.GetKind() == "" || obj.GetKind() == "Kustomization" {
+				continue
+			}
+			obj.SetNamespace(appNamespace)
+			if err := k.c.Patch(ctx, obj, client.Apply, client.FieldOwner("kubectl"), client.ForceOwnership); err != nil { //nolint:staticcheck // Apply with unstructured is what kubectl does
+				t.Fatalf("apply %s %s: %v", obj.GetKind(), obj.GetName(), err)
+			}
+			applied = append(applied, obj)
+		}
+	}
+	return applied
+}
+
+// waitSamplesReady waits until every OAuthClient and User is Ready.
+func waitSamplesReady(ctx context.Context, t *testing.T, k kube, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var pending []string
+	for time.Now().Before(deadline) {
+		pending = nil
+		var clients authv1alpha1.OAuthClientList
+		var users authv1alpha1.UserList
+		if err := k.c.List(ctx, &clients, client.InNamespace(appNamespace)); err != nil {
+			t.Fatal(err)
+		}
+		if err := k.c.List(ctx, &users, client.InNamespace(appNamespace)); err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range clients.Items {
+			if !ready(o.Status.Conditions) {
+				pending = append(pending, "OAuthClient "+o.Name+": "+reason(o.Status.Conditions))
+			}
+		}
+		for _, o := range users.Items {
+			if !ready(o.Status.Conditions) {
+				pending = append(pending, "User "+o.Name+": "+reason(o.Status.Conditions))
+			}
+		}
+		if len(pending) == 0 && len(clients.Items) > 0 && len(users.Items) > 0 {
+			return
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	t.Fatalf("samples not Ready within %s: %s", timeout, strings.Join(pending, "; "))
+}
+
+func ready(conds []metav1.Condition) bool {
+	for _, c := range conds {
+		if c.Type == "Ready" {
+			return c.Status == metav1.ConditionTrue
+		}
+	}
+	return false
+}
+
+func reason(conds []metav1.Condition) string {
+	for _, c := range conds {
+		if c.Type == "Ready" {
+			return c.Reason
+		}
+	}
+	return "no Ready condition"
+}
+
+// secretData is every Secret's data in the namespaces tokensmith writes to,
+// except Helm's release records (they change with every upgrade by design).
+func secretData(ctx context.Context, t *testing.T, k kube) map[string]map[string][]byte {
+	t.Helper()
+	all := map[string]map[string][]byte{}
+	for _, ns := range []string{namespace, appNamespace} {
+		list, err := k.cs.CoreV1().Secrets(ns).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range list.Items {
+			if s.Type == "helm.sh/release.v1" {
+				continue
+			}
+			all[ns+"/"+s.Name] = s.Data
+		}
+	}
+	return all
+}
+
+func diffSecrets(before, after map[string]map[string][]byte) []string {
+	var diffs []string
+	for name, data := range before {
+		now, ok := after[name]
+		if !ok {
+			diffs = append(diffs, name+" is gone")
+			continue
+		}
+		for key, v := range data {
+			if !bytes.Equal(now[key], v) {
+				diffs = append(diffs, name+" key "+key+" changed")
+			}
+		}
+		for key := range now {
+			if _, ok := data[key]; !ok {
+				diffs = append(diffs, name+" gained key "+key)
+			}
+		}
+	}
+	sort.Strings(diffs)
+	return diffs
+}
+
+// podLogs returns the logs of every container of every pod in namespace.
+func podLogs(ctx context.Context, t *testing.T, k kube) map[string]string {
+	t.Helper()
+	logs := map[string]string{}
+	pods, err := k.cs.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range pods.Items {
+		for _, c := range p.Spec.Containers {
+			data, err := k.cs.CoreV1().Pods(namespace).GetLogs(p.Name, &corev1.PodLogOptions{Container: c.Name}).DoRaw(ctx)
+			if err != nil {
+				t.Fatalf("logs of %s/%s: %v", p.Name, c.Name, err)
+			}
+			logs[p.Name+"/"+c.Name] = string(data)
+		}
+	}
+	return logs
+}
+
+// dumpState logs what an operator would look at when an install fails: pods,
+// their containers' states and logs, events, and the node's component logs.
+func dumpState(t *testing.T, k kube) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if pods, err := k.cs.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{}); err == nil {
+		for _, p := range pods.Items {
+			t.Logf("pod %s: phase %s node %q", p.Name, p.Status.Phase, p.Spec.NodeName)
+			for _, cs := range p.Status.ContainerStatuses {
+				t.Logf("  container %s ready=%v restarts=%d state=%+v last=%+v", cs.Name, cs.Ready, cs.RestartCount, cs.State, cs.LastTerminationState)
+				data, _ := k.cs.CoreV1().Pods(namespace).GetLogs(p.Name, &corev1.PodLogOptions{Container: cs.Name, TailLines: ptr(int64(30))}).DoRaw(ctx)
+				t.Logf("  logs:\n%s", data)
+			}
+		}
+	}
+	if ev, err := k.cs.CoreV1().Events("").List(ctx, metav1.ListOptions{}); err == nil {
+		for _, e := range ev.Items {
+			if e.Type == corev1.EventTypeWarning {
+				t.Logf("event %s %s/%s: %s %s", e.Type, e.InvolvedObject.Kind, e.InvolvedObject.Name, e.Reason, e.Message)
+			}
+		}
+	}
+	t.Logf("node components:\n%s", cluster.LogTails(40))
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func clientKey(name string) client.ObjectKey {
+	return client.ObjectKey{Namespace: appNamespace, Name: name}
+}
+
+func basicAuth(id, secret string) string {
+	return base64.StdEncoding.EncodeToString([]byte(url.QueryEscape(id) + ":" + url.QueryEscape(secret)))
+}
