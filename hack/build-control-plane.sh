@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Builds kube-apiserver and etcd from the Go modules pinned in hack/tools/go.mod
 # into bin/control-plane/<pin>/, the directory envtest's BinaryAssetsDirectory
-# points at. The pin is a hash of hack/tools/go.sum, so the binaries are rebuilt
+# points at. The pin is a hash of hack/tools/go.{mod,sum} and hack/kube-ldflags.sh, so the binaries are rebuilt
 # only when a version changes. Prints the directory on stdout.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 tools="$root/hack/tools"
-pin=$(sha256sum "$tools/go.mod" "$tools/go.sum" | sha256sum | cut -c1-12)
+# The pin covers the versions and how they are built.
+pin=$(sha256sum "$tools/go.mod" "$tools/go.sum" "$root/hack/kube-ldflags.sh" | sha256sum | cut -c1-12)
 out="$root/bin/control-plane/$pin"
 
 if [[ -x "$out/kube-apiserver" && -x "$out/etcd" ]]; then
@@ -15,13 +16,15 @@ if [[ -x "$out/kube-apiserver" && -x "$out/etcd" ]]; then
   exit 0
 fi
 
+rm -rf "$out.tmp"
 mkdir -p "$out.tmp"
 echo "building kube-apiserver and etcd into $out (pin $pin); this takes a few minutes once" >&2
 (
   cd "$tools"
   export CGO_ENABLED=0
-  go build -trimpath -ldflags='-s -w' -o "$out.tmp/etcd" go.etcd.io/etcd/server/v3
-  go build -trimpath -ldflags='-s -w' -o "$out.tmp/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver
+  ldflags=$("$root/hack/kube-ldflags.sh")
+  go build -trimpath -ldflags="$ldflags" -o "$out.tmp/etcd" go.etcd.io/etcd/server/v3
+  go build -trimpath -ldflags="$ldflags" -o "$out.tmp/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver
 ) >&2
 rm -rf "$out"
 mv "$out.tmp" "$out"

@@ -2,13 +2,14 @@
 # Builds the node and controller binaries of the one-node test cluster (kubelet,
 # kube-controller-manager, kube-scheduler, kube-proxy) from the same pinned
 # k8s.io/kubernetes as hack/build-control-plane.sh, into bin/node/<pin>/.
-# The pin is a hash of hack/tools/go.mod and go.sum, so they are rebuilt only
+# The pin is a hash of hack/tools/go.{mod,sum} and hack/kube-ldflags.sh, so they are rebuilt only
 # when a version changes. Prints the directory on stdout.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 tools="$root/hack/tools"
-pin=$(sha256sum "$tools/go.mod" "$tools/go.sum" | sha256sum | cut -c1-12)
+# The pin covers the versions and how they are built.
+pin=$(sha256sum "$tools/go.mod" "$tools/go.sum" "$root/hack/kube-ldflags.sh" | sha256sum | cut -c1-12)
 out="$root/bin/node/$pin"
 bins=(kubelet kube-controller-manager kube-scheduler kube-proxy)
 
@@ -25,9 +26,10 @@ echo "building ${bins[*]} into $out (pin $pin); this takes several minutes once"
 (
   cd "$tools"
   export CGO_ENABLED=0
+  ldflags=$("$root/hack/kube-ldflags.sh")
   pkgs=()
   for b in "${bins[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$b"); done
-  go build -trimpath -ldflags='-s -w' -o "$out.tmp/" "${pkgs[@]}"
+  go build -trimpath -ldflags="$ldflags" -o "$out.tmp/" "${pkgs[@]}"
 ) >&2
 rm -rf "$out"
 mv "$out.tmp" "$out"

@@ -128,11 +128,66 @@ func waitDeploymentsAvailable(ctx context.Context, t *testing.T, k kube, timeout
 			pending = append(pending, "no Deployments")
 		}
 		if len(pending) == 0 {
+			pending = podsSettled(ctx, k)
+		}
+		if len(pending) == 0 {
 			return
 		}
 		time.Sleep(time.Second)
 	}
 	t.Fatalf("Deployments not available within %s: %s", timeout, strings.Join(pending, "; "))
+}
+
+// podsSettled lists what keeps a rollout from being over for a client: pods
+// still terminating, and server endpoints that are not exactly the ready pods.
+func podsSettled(ctx context.Context, k kube) []string {
+	var pending []string
+	pods, err := k.cs.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return []string{err.Error()}
+	}
+	readyServers := map[string]bool{}
+	for _, p := range pods.Items {
+		if p.DeletionTimestamp != nil {
+			pending = append(pending, "pod "+p.Name+" terminating")
+			continue
+		}
+		if p.Labels["app.kubernetes.io/component"] == "server" && podReady(&p) {
+			readyServers[p.Status.PodIP] = true
+		}
+	}
+	slices, err := k.cs.DiscoveryV1().EndpointSlices(namespace).List(ctx, metav1.ListOptions{LabelSelector: "kubernetes.io/service-name=" + release})
+	if err != nil {
+		return append(pending, err.Error())
+	}
+	served := map[string]bool{}
+	for _, s := range slices.Items {
+		for _, e := range s.Endpoints {
+			if e.Conditions.Ready != nil && *e.Conditions.Ready {
+				for _, a := range e.Addresses {
+					served[a] = true
+				}
+			}
+		}
+	}
+	if len(served) != len(readyServers) {
+		pending = append(pending, fmt.Sprintf("Service %s has %d ready endpoints, %d server pods are ready", release, len(served), len(readyServers)))
+	}
+	for ip := range served {
+		if !readyServers[ip] {
+			pending = append(pending, "Service endpoint "+ip+" is not a ready server pod")
+		}
+	}
+	return pending
+}
+
+func podReady(p *corev1.Pod) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
 }
 
 func deploymentDone(d *appsv1.Deployment) bool {

@@ -31,6 +31,7 @@ var hostPaths = []string{
 	"/run/netns",
 	"/opt/containerd",
 	"/etc/kubernetes",
+	"/usr/libexec/kubernetes",
 }
 
 // hostSysctls are kernel settings that are global, not per network namespace,

@@ -113,13 +113,13 @@ func Start(ctx context.Context, cfg Config) (c *Cluster, err error) {
 	if cfg.Log == nil {
 		cfg.Log = func(string, ...any) {}
 	}
-	c = &Cluster{cfg: cfg, netnsPath: "/run/netns/" + cfg.Name, mntnsPath: filepath.Join(cfg.Dir, "ns", "mnt")}
+	started := &Cluster{cfg: cfg, netnsPath: "/run/netns/" + cfg.Name, mntnsPath: filepath.Join(cfg.Dir, "ns", "mnt")}
 	defer func() {
 		if err != nil {
-			c.Stop()
-			c = nil
+			started.Stop()
 		}
 	}()
+	c = started
 	c.cgroups = cgroupDirs()
 	steps := []struct {
 		name string
@@ -200,9 +200,8 @@ func (c *Cluster) makeNetns(context.Context) error {
 	in := func(args ...string) error { return run("ip", append([]string{"-n", c.cfg.Name}, args...)...) }
 	for _, args := range [][]string{
 		{"link", "set", "lo", "up"},
-		{"link", "add", "eth0", "type", "dummy"},
-		{"addr", "add", NodeIP + "/32", "dev", "eth0"},
-		{"link", "set", "eth0", "up"},
+		// The node's address; on loopback, since this kernel has no dummy links.
+		{"addr", "add", NodeIP + "/32", "dev", "lo"},
 		// Nothing leaves the namespace: every address outside it is unreachable.
 		{"route", "add", "blackhole", "default"},
 		// The pods' bridge, made before the CNI plugin would, so the Service
@@ -291,7 +290,7 @@ func (c *Cluster) startControlPlane(ctx context.Context) error {
 		"--kubelet-certificate-authority=",
 		"--kubelet-preferred-address-types=InternalIP",
 		"--service-account-issuer=https://kubernetes.default.svc",
-		"--service-account-key-file="+p+"/sa.key", "--service-account-signing-key-file="+p+"/sa.key",
+		"--service-account-key-file="+p+"/sa.pub", "--service-account-signing-key-file="+p+"/sa.key",
 		"--authorization-mode=Node,RBAC",
 		"--allow-privileged=false",
 		"--profiling=false"); err != nil {
@@ -332,8 +331,7 @@ func (c *Cluster) startNode(ctx context.Context) error {
 		"--kubeconfig="+c.Kubeconfig, "--authentication-kubeconfig="+c.Kubeconfig, "--authorization-kubeconfig="+c.Kubeconfig,
 		"--service-account-private-key-file="+p+"/sa.key", "--root-ca-file="+p+"/ca.crt",
 		"--use-service-account-credentials=true", "--leader-elect=false",
-		"--bind-address=127.0.0.1", "--service-cluster-ip-range="+serviceCIDR,
-		"--controllers=*,-nodeipam,-cloud-node-lifecycle"); err != nil {
+		"--bind-address=127.0.0.1", "--service-cluster-ip-range="+serviceCIDR); err != nil {
 		return err
 	}
 	if err := c.start("kube-scheduler", filepath.Join(c.cfg.NodeBin, "kube-scheduler"),

@@ -87,10 +87,18 @@ func (p *pki) issue(name, cn string, orgs []string, hosts []string) error {
 	return p.write(name, der, key)
 }
 
-// serviceAccountKey writes sa.key, the key that signs ServiceAccount tokens.
+// serviceAccountKey writes sa.key, the key that signs ServiceAccount tokens,
+// and sa.pub, the public key that verifies them.
 func (p *pki) serviceAccountKey() error {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
+		return err
+	}
+	pub, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(p.path("sa.pub"), pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub}), 0o600); err != nil {
 		return err
 	}
 	return p.writeKey("sa", key)
