@@ -7,8 +7,9 @@ set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 tools="$root/hack/tools"
-# The pin covers the versions and how they are built.
-pin=$(sha256sum "$tools/go.mod" "$tools/go.sum" "$root/hack/kube-ldflags.sh" | sha256sum | cut -c1-12)
+# The pin covers the versions and how they are built (contents only: the
+# checkout's path must not matter).
+pin=$(cat "$tools/go.mod" "$tools/go.sum" "$root/hack/kube-ldflags.sh" | sha256sum | cut -c1-12)
 out="$root/bin/control-plane/$pin"
 
 if [[ -x "$out/kube-apiserver" && -x "$out/etcd" ]]; then

@@ -130,6 +130,9 @@ func waitDeploymentsAvailable(ctx context.Context, t *testing.T, k kube, timeout
 		if len(pending) == 0 {
 			pending = podsSettled(ctx, k)
 		}
+		if crashing := crashLooping(ctx, k); crashing != "" {
+			t.Fatalf("a container is crash-looping: %s", crashing)
+		}
 		if len(pending) == 0 {
 			return
 		}
@@ -179,6 +182,23 @@ func podsSettled(ctx context.Context, k kube) []string {
 		}
 	}
 	return pending
+}
+
+// crashLooping names a container that keeps failing to start, if any: there
+// is no point waiting out the timeout for it.
+func crashLooping(ctx context.Context, k kube) string {
+	pods, err := k.cs.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return ""
+	}
+	for _, p := range pods.Items {
+		for _, c := range p.Status.ContainerStatuses {
+			if c.RestartCount >= 3 && c.State.Waiting != nil && c.State.Waiting.Reason == "CrashLoopBackOff" {
+				return fmt.Sprintf("%s/%s restarted %d times", p.Name, c.Name, c.RestartCount)
+			}
+		}
+	}
+	return ""
 }
 
 func podReady(p *corev1.Pod) bool {

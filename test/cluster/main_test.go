@@ -82,6 +82,11 @@ func run(m *testing.M) int {
 		return 1
 	}
 	fmt.Fprintf(os.Stderr, "test/cluster: node Ready in %s\n", time.Since(start).Round(time.Second))
+	for s, v := range cluster.CoveredSysctls() {
+		if v != before[s] {
+			fmt.Fprintf(os.Stderr, "test/cluster: the node set %s to %s in its own copy; the host keeps %s\n", s, v, before[s])
+		}
+	}
 	code := func() int {
 		if err := cluster.ImportImage(context.Background(), filepath.Join(images, "tokensmith.tar")); err != nil {
 			fmt.Fprintf(os.Stderr, "test/cluster: importing the image: %v\n", err)

@@ -24,7 +24,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -418,4 +417,14 @@ func run(name string, args ...string) error {
 	return nil
 }
 
-var _ io.Writer = (*os.File)(nil)
+// CoveredSysctls returns what the node's components wrote into the files that
+// stand in for the host's global kernel settings, by sysctl path.
+func (c *Cluster) CoveredSysctls() map[string]string {
+	m := map[string]string{}
+	for _, s := range hostSysctls {
+		if v, err := os.ReadFile(c.path("sysctl", strings.ReplaceAll(s, "/", "."))); err == nil {
+			m[s] = strings.TrimSpace(string(v))
+		}
+	}
+	return m
+}
