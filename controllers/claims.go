@@ -65,7 +65,6 @@ func claimRecordName(kind, key string) string {
 // claimer takes and gives up claim records for one kind of object.
 type claimer struct {
 	client          client.Client
-	secrets         secretReader
 	apiReader       client.Reader
 	serverNamespace string
 	kind            string
@@ -107,34 +106,41 @@ func (c claimer) acquireOne(ctx context.Context, obj client.Object, key string) 
 	// Three rounds at most: a free record taken by someone else between our
 	// read and our create, and a stale record deleted, each cost one.
 	for range 3 {
-		rec, err := c.secrets.get(ctx, rk)
+		rec := &corev1.Secret{}
+		err := c.client.Get(ctx, rk, rec)
+		if apierrors.IsNotFound(err) {
+			// Not in the cache: try to take it. The create is the question to
+			// the API server (a record the cache has not seen yet makes it
+			// fail), so a first claim costs one request.
+			if held, err := c.heldByVerifier(ctx, obj, key); err != nil || held {
+				return false, err
+			}
+			err = c.client.Create(ctx, c.record(obj, key))
+			if err == nil {
+				return true, nil
+			}
+			if !apierrors.IsAlreadyExists(err) {
+				return false, fmt.Errorf("creating a claim record: %w", err)
+			}
+			err = c.apiReader.Get(ctx, rk, rec)
+			if apierrors.IsNotFound(err) {
+				continue // given up meanwhile
+			}
+		}
 		if err != nil {
 			return false, err
 		}
-		if rec != nil {
-			if rec.Labels[labelClaimOwner] == string(obj.GetUID()) {
-				return true, nil
-			}
-			alive, err := c.holderAlive(ctx, rec)
-			if err != nil || alive {
-				return false, err
-			}
-			// The holder is gone without giving the claim up (its finalizer was
-			// removed by hand): the record is stale.
-			if err := c.client.Delete(ctx, rec, client.Preconditions{UID: &rec.UID}); err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
-				return false, fmt.Errorf("deleting a stale claim record: %w", err)
-			}
-			continue
-		}
-		if held, err := c.heldByVerifier(ctx, obj, key); err != nil || held {
-			return false, err
-		}
-		err = c.client.Create(ctx, c.record(obj, key))
-		if err == nil {
+		if rec.Labels[labelClaimOwner] == string(obj.GetUID()) {
 			return true, nil
 		}
-		if !apierrors.IsAlreadyExists(err) {
-			return false, fmt.Errorf("creating a claim record: %w", err)
+		alive, err := c.holderAlive(ctx, rec)
+		if err != nil || alive {
+			return false, err
+		}
+		// The holder is gone without giving the claim up (its finalizer was
+		// removed by hand): the record is stale.
+		if err := c.client.Delete(ctx, rec, client.Preconditions{UID: &rec.UID}); err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+			return false, fmt.Errorf("deleting a stale claim record: %w", err)
 		}
 	}
 	return false, fmt.Errorf("claim record %s keeps changing", rk.Name)
@@ -183,10 +189,22 @@ func (c claimer) holderAlive(ctx context.Context, rec *corev1.Secret) (bool, err
 	return string(o.GetUID()) == uid, nil
 }
 
-// release gives up every claim obj holds except those in keep (nil: all).
+// release gives up every claim obj holds except those in keep. It reads the
+// cache, which may not show a record taken a moment ago: a later reconcile
+// gives that one up.
 func (c claimer) release(ctx context.Context, obj client.Object, keep map[string]bool) error {
+	return c.releaseFrom(ctx, c.client, obj, keep)
+}
+
+// releaseAll gives up every claim obj holds, as the API server lists them: it
+// runs once, when obj is deleted, and must not leave a record behind.
+func (c claimer) releaseAll(ctx context.Context, obj client.Object) error {
+	return c.releaseFrom(ctx, c.apiReader, obj, nil)
+}
+
+func (c claimer) releaseFrom(ctx context.Context, r client.Reader, obj client.Object, keep map[string]bool) error {
 	var recs corev1.SecretList
-	if err := c.client.List(ctx, &recs, client.InNamespace(c.serverNamespace),
+	if err := r.List(ctx, &recs, client.InNamespace(c.serverNamespace),
 		client.MatchingLabels{labelClaimOwner: string(obj.GetUID()), labelClaimKind: c.kind}); err != nil {
 		return err
 	}

@@ -88,7 +88,7 @@ func (r *OAuthClientReconciler) secrets() secretReader {
 
 func (r *OAuthClientReconciler) claims() claimer {
 	return claimer{
-		client: r.Client, secrets: r.secrets(), apiReader: r.APIReader,
+		client: r.Client, apiReader: r.APIReader,
 		serverNamespace: r.Options.ServerNamespace, kind: claimKindClient,
 		newObject:      func() client.Object { return &authv1alpha1.OAuthClient{} },
 		heldByVerifier: r.heldByVerifier,
@@ -234,7 +234,7 @@ func (r *OAuthClientReconciler) finalize(ctx context.Context, oc *authv1alpha1.O
 	if err := deleteSecret(ctx, r.Client, r.secrets(), r.verifierKey(oc)); err != nil {
 		return err
 	}
-	if err := r.claims().release(ctx, oc, nil); err != nil {
+	if err := r.claims().releaseAll(ctx, oc); err != nil {
 		return err
 	}
 	return removeFinalizer(ctx, r.Client, oc)

@@ -419,10 +419,10 @@ func TestValidationRejectsBadSpecsAtApplyTime(t *testing.T) {
 	}
 	// Identifiers never move by an edit: see TestIdentifiersCannotBeTakenByEditing.
 	patches := []struct {
-		name   string
-		obj    client.Object
-		patch  string
-		ok     bool
+		name  string
+		obj   client.Object
+		patch string
+		ok    bool
 	}{
 		{"rejects changing the clientID once set", newOC(ns, "fixed", func(oc *authv1alpha1.OAuthClient) { oc.Spec.ClientID = "fixed-" + ns }),
 			`{"spec":{"clientID":"another-id"}}`, false},

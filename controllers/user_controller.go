@@ -90,7 +90,7 @@ func (r *UserReconciler) secrets() secretReader {
 
 func (r *UserReconciler) claims() claimer {
 	return claimer{
-		client: r.Client, secrets: r.secrets(), apiReader: r.APIReader,
+		client: r.Client, apiReader: r.APIReader,
 		serverNamespace: r.Options.ServerNamespace, kind: claimKindUser,
 		newObject:      func() client.Object { return &authv1alpha1.User{} },
 		heldByVerifier: r.heldByVerifier,
@@ -119,7 +119,7 @@ func (r *UserReconciler) reconcile(ctx context.Context, req ctrl.Request) (res c
 		if err := deleteSecret(ctx, r.Client, r.secrets(), r.verifierKey(u)); err != nil {
 			return ctrl.Result{}, err
 		}
-		if err := r.claims().release(ctx, u, nil); err != nil {
+		if err := r.claims().releaseAll(ctx, u); err != nil {
 			return ctrl.Result{}, err
 		}
 		return ctrl.Result{}, removeFinalizer(ctx, r.Client, u)
