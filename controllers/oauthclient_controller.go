@@ -225,8 +225,9 @@ func (r *OAuthClientReconciler) refuseConflict(ctx context.Context, oc *authv1al
 	return nil
 }
 
-// finalize deletes the verifier, gives up the client's claims, then lets the OAuthClient go. The consumer
-// Secret is owned by the OAuthClient, so garbage collection removes it.
+// finalize deletes the verifier, gives up the client's claims, then lets the
+// OAuthClient go. A consumer Secret tokensmith created is owned by the
+// OAuthClient, so garbage collection removes it; an adopted one stays.
 func (r *OAuthClientReconciler) finalize(ctx context.Context, oc *authv1alpha1.OAuthClient) error {
 	if !controllerutil.ContainsFinalizer(oc, FinalizerVerifier) {
 		return nil
