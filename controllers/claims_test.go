@@ -268,3 +268,39 @@ func TestClaimRecordsFollowTheirHolder(t *testing.T) {
 		return nil
 	})
 }
+
+// TestAClaimRecordDeletedByHandStaysWithTheHolder: a holder whose claim record
+// is missing (deleted by hand, or written before claim records existed: an
+// upgrade) keeps its identifier, because it still serves it from its
+// verifier; a claimant waiting in Conflict, woken by the same deletion, never
+// takes it.
+func TestAClaimRecordDeletedByHandStaysWithTheHolder(t *testing.T) {
+	ns, other := newNamespace(t), newNamespace(t)
+	holder := newUser(ns, "holder", "kept-"+ns)
+	create(t, holder)
+	waitReason(t, holder, authv1alpha1.ReasonIssued)
+	waiting := newUser(other, "waiting", "kept-"+ns)
+	create(t, waiting)
+	waitReason(t, waiting, authv1alpha1.ReasonConflict)
+	verifier := getSecret(t, serverNamespace, credstore.UserVerifierName(ns, "holder"))
+	recKey := types.NamespacedName{Namespace: serverNamespace, Name: claimRecordName(claimKindUser, claimUsername("kept-"+ns))}
+
+	for i := 0; i < 5; i++ {
+		rec := getSecret(t, recKey.Namespace, recKey.Name)
+		if err := k8s.Delete(context.Background(), rec); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, func() error {
+			rec := getSecretOrNil(t, recKey.Namespace, recKey.Name)
+			if rec == nil {
+				return errors.New("claim record not taken again yet")
+			}
+			if rec.Labels[labelClaimOwner] != string(holder.UID) {
+				t.Fatalf("the waiting User took the claim")
+			}
+			return nil
+		})
+	}
+	victimIntact(t, holder, verifier)
+	waitReason(t, waiting, authv1alpha1.ReasonConflict)
+}
