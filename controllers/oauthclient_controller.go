@@ -128,8 +128,9 @@ func (r *OAuthClientReconciler) reconcile(ctx context.Context, req ctrl.Request)
 	return r.reconcileClient(ctx, oc)
 }
 
-// reconcileClient does the work in phases: read the consumer Secret, settle the
-// client id, refuse a conflicting claim, make the consumer Secret complete, and
+// reconcileClient does the work in phases: read the consumer Secret, claim the
+// identifiers known so far, refuse a Secret that is not tokensmith's to write,
+// settle the client id and claim it, make the consumer Secret complete, and
 // write the verifier that follows it.
 func (r *OAuthClientReconciler) reconcileClient(ctx context.Context, oc *authv1alpha1.OAuthClient) (ctrl.Result, error) {
 	now := r.Options.now()
@@ -141,13 +142,14 @@ func (r *OAuthClientReconciler) reconcileClient(ctx context.Context, oc *authv1a
 	if err != nil {
 		return ctrl.Result{}, err
 	}
+	// Claim what is known already (spec.clientID, the id in status, the
+	// numericID) before anything else: the first claimant keeps an
+	// identifier, even one still waiting for its Secret.
+	if taken, err := r.claims().acquire(ctx, oc, clientClaims(oc, claimedClientID(oc))); err != nil || taken != "" {
+		return ctrl.Result{}, r.refuseConflict(ctx, oc, now, taken, err)
+	}
 	if oc.Spec.ExistingSecret {
 		if missing := missingProvidedKeys(oc, consumer); missing != "" {
-			// Claim what is known already: the first claimant keeps an
-			// identifier, even one still waiting for its Secret.
-			if taken, err := r.claims().acquire(ctx, oc, clientClaims(oc, claimedClientID(oc))); err != nil || taken != "" {
-				return ctrl.Result{}, r.refuseConflict(ctx, oc, now, taken, err)
-			}
 			// Never generate into a Secret someone else provides, and leave the
 			// verifier as it is: see keptWhileWaiting.
 			r.setNotReady(oc, now, authv1alpha1.ReasonWaitingForSecret, EventWaitingForSecret, actionWait,
