@@ -7,6 +7,11 @@
 // needs (digests, an argon2id hash, settings). Kubernetes forbids owner
 // references across namespaces, so verifiers are removed by a finalizer.
 //
+// Usernames, client ids and numeric ids are unique in the installation and go
+// to whoever claimed them first, recorded in claim records (claims.go), never
+// by age. Only Secrets tokensmith created carry an owner reference; an
+// existing Secret is written to only when it may be adopted (adoptProblem).
+//
 // Rules every reconciler here follows:
 //   - credentials are never regenerated: a Secret is created only after the API
 //     server (not the cache) says it does not exist, and AlreadyExists means

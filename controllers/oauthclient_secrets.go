@@ -16,6 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	authv1alpha1 "github.com/tokensmith/tokensmith/api/v1alpha1"
 	"github.com/tokensmith/tokensmith/internal/credstore"
@@ -69,6 +70,13 @@ func missingProvidedKeys(oc *authv1alpha1.OAuthClient, s *corev1.Secret) string 
 	return strings.Join(missing, ", ")
 }
 
+// unadoptable explains why oc may not write into the existing Secret s, or "":
+// see adoptProblem. A client's own keys are a CLIENT_SECRET.
+func (r *OAuthClientReconciler) unadoptable(oc *authv1alpha1.OAuthClient, s *corev1.Secret) string {
+	return adoptProblem(oc, "OAuthClient", s, len(s.Data[credstore.KeyClientSecret]) > 0,
+		", and it holds no "+credstore.KeyClientSecret, "Choose another spec.secretName")
+}
+
 // resolveClientID settles the client id: spec wins, then the one kept in
 // status, then a CLIENT_ID already in the Secret (adoption), and only then a
 // new one. The second return value explains why the Secret cannot be used.
@@ -118,22 +126,25 @@ func (r *OAuthClientReconciler) ensureConsumerSecret(ctx context.Context, oc *au
 			return created, err
 		}
 		// AlreadyExists: somebody (or an earlier reconcile the cache has not
-		// shown yet) wrote it. Read it back and adopt it instead.
+		// shown yet) wrote it. Read it back and adopt it instead, if it may be.
 		existing = &corev1.Secret{}
 		if err := r.APIReader.Get(ctx, key, existing); err != nil {
 			return nil, err
 		}
+		if problem := r.unadoptable(oc, existing); problem != "" {
+			// The next reconcile reports it.
+			return nil, fmt.Errorf("secret %s was created by someone else meanwhile", key)
+		}
 	}
 
+	// An existing Secret is never given an owner reference: only a Secret
+	// tokensmith created goes with its OAuthClient.
 	desired := existing.DeepCopy()
 	adopting := existing.Labels[authv1alpha1.LabelManagedBy] != authv1alpha1.ManagedByValue
 	if desired.Labels == nil {
 		desired.Labels = map[string]string{}
 	}
 	desired.Labels[authv1alpha1.LabelManagedBy] = authv1alpha1.ManagedByValue
-	if err := setOwner(oc, desired, r.Scheme); err != nil {
-		return nil, err
-	}
 	if desired.Data == nil {
 		desired.Data = map[string][]byte{}
 	}
@@ -247,7 +258,7 @@ func (r *OAuthClientReconciler) createConsumerSecret(ctx context.Context, oc *au
 		}
 		s.Data[k] = []byte(v)
 	}
-	if err := setOwner(oc, s, r.Scheme); err != nil {
+	if err := controllerutil.SetControllerReference(oc, s, r.Scheme); err != nil {
 		return nil, err
 	}
 	if err := r.Client.Create(ctx, s); err != nil {
@@ -411,23 +422,55 @@ func sortedSet(in []string) []string {
 	return slices.Compact(out)
 }
 
-// findConflict returns why oc may not hold clientID or its numericID, or "".
-func (r *OAuthClientReconciler) findConflict(ctx context.Context, oc *authv1alpha1.OAuthClient, clientID string) (string, error) {
-	claims := []struct{ index, what string }{{claimClientID(clientID), fmt.Sprintf("client id %q", clientID)}}
-	if oc.Spec.NumericID != nil {
-		claims = append(claims, struct{ index, what string }{claimNumericID(*oc.Spec.NumericID), fmt.Sprintf("numericID %d", *oc.Spec.NumericID)})
+// clientClaims are the identifiers oc asks for: clientID (when known) and its numericID.
+func clientClaims(oc *authv1alpha1.OAuthClient, clientID string) []claim {
+	var claims []claim
+	if clientID != "" {
+		claims = append(claims, claim{claimClientID(clientID), fmt.Sprintf("client id %q", clientID)})
 	}
+	if n := oc.Spec.NumericID; n != nil {
+		claims = append(claims, claim{claimNumericID(*n), fmt.Sprintf("numericID %d", *n)})
+	}
+	return claims
+}
+
+func claimKeys(claims []claim) map[string]bool {
+	keys := make(map[string]bool, len(claims))
 	for _, c := range claims {
-		var list authv1alpha1.OAuthClientList
-		if err := r.Client.List(ctx, &list, client.MatchingFields{indexClaim: c.index}); err != nil {
-			return "", err
+		keys[c.key] = true
+	}
+	return keys
+}
+
+// conflictMessage says which identifier is taken, and never by whom.
+func conflictMessage(taken string) string {
+	return fmt.Sprintf("The %s is already taken: an identifier stays with whoever claimed it first. Choose another", taken)
+}
+
+// heldByVerifier reports whether another OAuthClient serves key from a
+// verifier it holds: the holder before claim records existed (an upgrade)
+// keeps the identifier, and takes its record on its next reconcile.
+func (r *OAuthClientReconciler) heldByVerifier(ctx context.Context, obj client.Object, key string) (bool, error) {
+	var list authv1alpha1.OAuthClientList
+	if err := r.Client.List(ctx, &list, client.MatchingFields{indexClaim: key}); err != nil {
+		return false, err
+	}
+	for i := range list.Items {
+		other := &list.Items[i]
+		if other.UID == obj.GetUID() {
+			continue
 		}
-		for i := range list.Items {
-			other := &list.Items[i]
-			if other.UID != oc.UID && olderClaim(other, oc) {
-				return fmt.Sprintf("The %s is already claimed by OAuthClient %s", c.what, ownerString(other)), nil
-			}
+		s, err := r.secrets().get(ctx, r.verifierKey(other))
+		if err != nil {
+			return false, err
+		}
+		var v credstore.ClientVerifier
+		if s == nil || credstore.Decode(s.Data[credstore.DataKey], &v) != nil {
+			continue
+		}
+		if claimClientID(v.ClientID) == key || v.NumericID != 0 && claimNumericID(v.NumericID) == key {
+			return true, nil
 		}
 	}
-	return "", nil
+	return false, nil
 }

@@ -169,8 +169,10 @@ func TestOAuthClient(t *testing.T) {
 			if len(s.Data[credstore.KeyAPIKey]) == 0 || len(s.Data[credstore.KeyAPISecret]) == 0 {
 				t.Errorf("missing keys not filled in: %v", keysOf(s))
 			}
-			if oc.Status.ClientID != "legacy-client" || metav1.GetControllerOf(s) == nil || s.Labels[authv1alpha1.LabelManagedBy] != authv1alpha1.ManagedByValue {
-				t.Errorf("status.clientID %q, owner %v, labels %v", oc.Status.ClientID, metav1.GetControllerOf(s), s.Labels)
+			// Adopted, never owned: garbage collection must not delete a Secret
+			// tokensmith did not create along with the OAuthClient.
+			if oc.Status.ClientID != "legacy-client" || len(s.OwnerReferences) != 0 || s.Labels[authv1alpha1.LabelManagedBy] != authv1alpha1.ManagedByValue {
+				t.Errorf("status.clientID %q, owners %v, labels %v", oc.Status.ClientID, s.OwnerReferences, s.Labels)
 			}
 			if s.Annotations[AnnotationRotated] != "predates-adoption" {
 				t.Errorf("a rotate annotation older than the adoption must be recorded as handled, got %q", s.Annotations[AnnotationRotated])
@@ -353,7 +355,7 @@ func TestOAuthClient(t *testing.T) {
 			waitReason(t, second, authv1alpha1.ReasonIssued)
 		}},
 
-		{"refuses a numericID already claimed by an older OAuthClient", func(t *testing.T, ns string) {
+		{"refuses a numericID already claimed by another OAuthClient, until the holder goes", func(t *testing.T, ns string) {
 			n := nextNumericID()
 			first := newOC(ns, "first", withSession(n))
 			create(t, first)
@@ -363,8 +365,11 @@ func TestOAuthClient(t *testing.T) {
 			waitReason(t, second, authv1alpha1.ReasonConflict)
 			mustNotExist(t, types.NamespacedName{Namespace: serverNamespace, Name: credstore.ClientVerifierName(ns, "second")})
 
-			// Moving to a free numericID clears the conflict.
-			mergePatch(t, second, fmt.Sprintf(`{"spec":{"numericID":%d}}`, nextNumericID()))
+			// The numericID cannot be moved (see TestValidationRejectsBadSpecsAtApplyTime);
+			// the holder giving it up clears the conflict.
+			if err := k8s.Delete(ctx, first); err != nil {
+				t.Fatal(err)
+			}
 			waitReason(t, second, authv1alpha1.ReasonIssued)
 		}},
 	}
@@ -412,12 +417,46 @@ func TestValidationRejectsBadSpecsAtApplyTime(t *testing.T) {
 			}
 		})
 	}
-	t.Run("rejects changing the clientID once set", func(t *testing.T) {
-		oc := newOC(ns, "fixed", func(oc *authv1alpha1.OAuthClient) { oc.Spec.ClientID = "fixed-id" })
+	// Identifiers never move by an edit: see TestIdentifiersCannotBeTakenByEditing.
+	patches := []struct {
+		name  string
+		obj   client.Object
+		patch string
+		ok    bool
+	}{
+		{"rejects changing the clientID once set", newOC(ns, "fixed", func(oc *authv1alpha1.OAuthClient) { oc.Spec.ClientID = "fixed-" + ns }),
+			`{"spec":{"clientID":"another-id"}}`, false},
+		{"rejects removing the clientID once set", newOC(ns, "fixed2", func(oc *authv1alpha1.OAuthClient) { oc.Spec.ClientID = "fixed2-" + ns }),
+			`{"spec":{"clientID":null}}`, false},
+		{"rejects changing the numericID", newOC(ns, "num", withSession(nextNumericID())),
+			fmt.Sprintf(`{"spec":{"numericID":%d}}`, nextNumericID()), false},
+		{"rejects removing the numericID", newOC(ns, "num2", func(oc *authv1alpha1.OAuthClient) { oc.Spec.NumericID = int64p(nextNumericID()) }),
+			`{"spec":{"numericID":null}}`, false},
+		{"accepts adding a numericID later", newOC(ns, "num3"),
+			fmt.Sprintf(`{"spec":{"numericID":%d}}`, nextNumericID()), true},
+		{"rejects changing the username", newUser(ns, "named", "named-"+ns),
+			`{"spec":{"username":"someone-else"}}`, false},
+	}
+	for _, tc := range patches {
+		t.Run(tc.name, func(t *testing.T) {
+			create(t, tc.obj)
+			err := k8s.Patch(ctx, tc.obj, client.RawPatch(types.MergePatchType, []byte(tc.patch)))
+			if tc.ok && err != nil {
+				t.Fatalf("want accepted, got %v", err)
+			}
+			if !tc.ok && !apierrors.IsInvalid(err) {
+				t.Fatalf("want Invalid, got %v", err)
+			}
+		})
+	}
+	t.Run("rejects adding a clientID other than the one issued, accepts the one issued", func(t *testing.T) {
+		oc := newOC(ns, "issued")
 		create(t, oc)
-		err := k8s.Patch(ctx, oc, client.RawPatch(types.MergePatchType, []byte(`{"spec":{"clientID":"another-id"}}`)))
+		waitReason(t, oc, authv1alpha1.ReasonIssued)
+		err := k8s.Patch(ctx, oc, client.RawPatch(types.MergePatchType, []byte(`{"spec":{"clientID":"someone-elses-id"}}`)))
 		if !apierrors.IsInvalid(err) {
 			t.Fatalf("want Invalid, got %v", err)
 		}
+		mergePatch(t, oc, fmt.Sprintf(`{"spec":{"clientID":%q}}`, oc.Status.ClientID))
 	})
 }

@@ -3,19 +3,17 @@ package controllers
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"maps"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	authv1alpha1 "github.com/tokensmith/tokensmith/api/v1alpha1"
 	"github.com/tokensmith/tokensmith/internal/credstore"
@@ -49,8 +47,11 @@ const (
 	EventSecretChanged = "SecretChanged"
 	// EventPasswordChanged: a User's password changed; its sessions end.
 	EventPasswordChanged = "PasswordChanged"
-	// EventConflict (Warning): another object already claims the same identifier.
+	// EventConflict (Warning): another object already holds the same identifier.
 	EventConflict = "Conflict"
+	// EventForeignSecret (Warning): the Secret named for the credentials exists
+	// and is someone else's; tokensmith does not touch it.
+	EventForeignSecret = "ForeignSecret"
 	// EventWaitingForSecret (Warning): the Secret to read credentials from is missing or incomplete.
 	EventWaitingForSecret = "WaitingForSecret"
 	// EventInvalid (Warning): the Secret holds values that cannot be used.
@@ -230,13 +231,34 @@ func keptWhileWaiting(ctx context.Context, c client.Reader, verifier types.Names
 	return "; the credentials last read from it stay valid until then (delete the object to revoke them)"
 }
 
-// setOwner makes owner the controller of s, so that deleting owner deletes s.
-// A Secret some other controller already owns gets a plain owner reference.
-func setOwner(owner client.Object, s *corev1.Secret, scheme *runtime.Scheme) error {
-	err := controllerutil.SetControllerReference(owner, s, scheme)
-	var owned *controllerutil.AlreadyOwnedError
-	if errors.As(err, &owned) {
-		return controllerutil.SetOwnerReference(owner, s, scheme)
+// adoptProblem explains why tokensmith may not write into the existing Secret
+// s on behalf of owner, or returns "". It may when:
+//   - tokensmith created s for owner (owner's controller reference, or one
+//     left by an earlier object of the same kind and name),
+//   - s carries auth.tokensmith.io/adopt=true (whoever may write s said so),
+//   - s is labelled as tokensmith's and nothing else controls it, or
+//   - hasKeys: s already holds the kind's own credential keys and nothing else
+//     controls it.
+//
+// Anything else is someone else's Secret (a database password, another
+// object's credentials): writing to it would let anyone who may create an
+// OAuthClient or User change Secrets they cannot touch.
+//
+// lacks says what s lacks for hasKeys (", and holds no CLIENT_SECRET"), and
+// instead what the person can do instead of adopting it.
+func adoptProblem(owner client.Object, kind string, s *corev1.Secret, hasKeys bool, lacks, instead string) string {
+	if s.Annotations[authv1alpha1.AnnotationAdopt] == "true" {
+		return ""
 	}
-	return err
+	how := fmt.Sprintf("%s, or annotate the Secret %s=true to let tokensmith write to it", instead, authv1alpha1.AnnotationAdopt)
+	if ref := metav1.GetControllerOf(s); ref != nil {
+		if ref.UID == owner.GetUID() || ref.Kind == kind && ref.Name == owner.GetName() && strings.HasPrefix(ref.APIVersion, authv1alpha1.GroupVersion.Group+"/") {
+			return ""
+		}
+		return fmt.Sprintf("Secret %s is controlled by another object; tokensmith leaves it alone. %s", s.Name, how)
+	}
+	if s.Labels[authv1alpha1.LabelManagedBy] == authv1alpha1.ManagedByValue || hasKeys {
+		return ""
+	}
+	return fmt.Sprintf("Secret %s exists and was not created by tokensmith%s; tokensmith leaves it alone. %s", s.Name, lacks, how)
 }

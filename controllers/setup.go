@@ -112,7 +112,8 @@ type ManagerOptions struct {
 // towards the API server ("tokensmith controller --concurrent-reconciles,
 // --kube-api-qps, --kube-api-burst").
 //
-// A new OAuthClient costs about 7 API requests. With a client-side limit of
+// A new OAuthClient costs about 8 API requests (one creates the claim record
+// of its client id, another each numericID's). With a client-side limit of
 // 50/s and a burst of 100 (what many controllers set) the bench measured 200
 // new OAuthClients in 10.1 s, about 50 s for 1,000 (docs/performance.md).
 // Like controller-runtime's

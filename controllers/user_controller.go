@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -47,6 +48,10 @@ func (r *UserReconciler) SetupWithManager(mgr ctrl.Manager, metaCache cache.Cach
 		serverNamespace: r.Options.ServerNamespace,
 		verifierType:    credstore.TypeUserVerifier,
 		list:            func() client.ObjectList { return &authv1alpha1.UserList{} },
+		claimKind:       claimKindUser,
+		claimIndex: func(claim string) (string, string) {
+			return indexUsername, strings.TrimPrefix(claim, claimUsername(""))
+		},
 	}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("user").
@@ -83,6 +88,15 @@ func (r *UserReconciler) secrets() secretReader {
 	return secretReader{cached: r.Client, api: r.APIReader}
 }
 
+func (r *UserReconciler) claims() claimer {
+	return claimer{
+		client: r.Client, apiReader: r.APIReader,
+		serverNamespace: r.Options.ServerNamespace, kind: claimKindUser,
+		newObject:      func() client.Object { return &authv1alpha1.User{} },
+		heldByVerifier: r.heldByVerifier,
+	}
+}
+
 func (r *UserReconciler) verifierKey(u *authv1alpha1.User) types.NamespacedName {
 	return types.NamespacedName{Namespace: r.Options.ServerNamespace, Name: credstore.UserVerifierName(u.Namespace, u.Name)}
 }
@@ -105,6 +119,9 @@ func (r *UserReconciler) reconcile(ctx context.Context, req ctrl.Request) (res c
 		if err := deleteSecret(ctx, r.Client, r.secrets(), r.verifierKey(u)); err != nil {
 			return ctrl.Result{}, err
 		}
+		if err := r.claims().releaseAll(ctx, u); err != nil {
+			return ctrl.Result{}, err
+		}
 		return ctrl.Result{}, removeFinalizer(ctx, r.Client, u)
 	}
 	if err := addFinalizer(ctx, r.Client, u); err != nil {
@@ -123,15 +140,18 @@ func (r *UserReconciler) reconcile(ctx context.Context, req ctrl.Request) (res c
 
 func (r *UserReconciler) reconcileUser(ctx context.Context, u *authv1alpha1.User) error {
 	now := r.Options.now()
-	conflict, err := r.findConflict(ctx, u)
+	claims := []claim{{claimUsername(u.Spec.Username), "username"}}
+	taken, err := r.claims().acquire(ctx, u, claims)
 	if err != nil {
 		return err
 	}
-	if conflict != "" {
+	if taken != "" {
+		// The holder keeps working; this User gets no verifier. The message
+		// never names the holder.
 		if err := deleteSecret(ctx, r.Client, r.secrets(), r.verifierKey(u)); err != nil {
 			return err
 		}
-		r.setNotReady(u, now, authv1alpha1.ReasonConflict, EventConflict, actionRefuse, conflict)
+		r.setNotReady(u, now, authv1alpha1.ReasonConflict, EventConflict, actionRefuse, conflictMessage(taken))
 		return nil
 	}
 
@@ -139,9 +159,13 @@ func (r *UserReconciler) reconcileUser(ctx context.Context, u *authv1alpha1.User
 	// A password was hashed from this Secret before: if it is gone, it was deleted.
 	issued := u.Status.PasswordSecretName == secretName && u.Status.CredentialGeneration > 0
 	u.Status.PasswordSecretName = secretName
-	pwSecret, err := r.passwordSecret(ctx, u, types.NamespacedName{Namespace: u.Namespace, Name: secretName}, key, issued)
+	pwSecret, problem, err := r.passwordSecret(ctx, u, types.NamespacedName{Namespace: u.Namespace, Name: secretName}, key, issued)
 	if err != nil {
 		return err
+	}
+	if problem != "" {
+		r.setNotReady(u, now, authv1alpha1.ReasonForeignSecret, EventForeignSecret, actionRefuse, problem)
+		return nil
 	}
 	pw := ""
 	if pwSecret != nil {
@@ -162,6 +186,9 @@ func (r *UserReconciler) reconcileUser(ctx context.Context, u *authv1alpha1.User
 	if err := r.ensureVerifier(ctx, u, pwSecret, pw, now); err != nil {
 		return err
 	}
+	if err := r.claims().release(ctx, u, claimKeys(claims)); err != nil {
+		return err
+	}
 	if u.Spec.Disabled {
 		setCondition(&u.Status.Conditions, u.Generation, now, metav1.ConditionFalse, authv1alpha1.ReasonDisabled,
 			"The user is disabled: every login is refused and every session has ended")
@@ -171,19 +198,28 @@ func (r *UserReconciler) reconcileUser(ctx context.Context, u *authv1alpha1.User
 	return nil
 }
 
-// findConflict returns why u may not hold its username, or "".
-func (r *UserReconciler) findConflict(ctx context.Context, u *authv1alpha1.User) (string, error) {
+// heldByVerifier reports whether another User serves key from a verifier
+// written before claim records existed; see OAuthClientReconciler.heldByVerifier.
+func (r *UserReconciler) heldByVerifier(ctx context.Context, obj client.Object, key string) (bool, error) {
 	var list authv1alpha1.UserList
-	if err := r.Client.List(ctx, &list, client.MatchingFields{indexUsername: u.Spec.Username}); err != nil {
-		return "", err
+	if err := r.Client.List(ctx, &list, client.MatchingFields{indexUsername: strings.TrimPrefix(key, claimUsername(""))}); err != nil {
+		return false, err
 	}
 	for i := range list.Items {
 		other := &list.Items[i]
-		if other.UID != u.UID && olderClaim(other, u) {
-			return fmt.Sprintf("The username is already claimed by User %s", ownerString(other)), nil
+		if other.UID == obj.GetUID() {
+			continue
+		}
+		s, err := r.secrets().get(ctx, r.verifierKey(other))
+		if err != nil {
+			return false, err
+		}
+		var v credstore.UserVerifier
+		if s != nil && credstore.Decode(s.Data[credstore.DataKey], &v) == nil && claimUsername(v.Username) == key {
+			return true, nil
 		}
 	}
-	return "", nil
+	return false, nil
 }
 
 func (r *UserReconciler) setNotReady(u *authv1alpha1.User, now time.Time, reason, eventReason, action, message string) {

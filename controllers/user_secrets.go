@@ -31,24 +31,27 @@ func passwordSecretKey(u *authv1alpha1.User) (string, string) {
 
 // passwordSecret returns the Secret holding u's password, or nil when a
 // referenced Secret does not exist yet. Without a reference it generates the
-// password once into "<name>-password", owned by u.
+// password once into "<name>-password", owned by u. A "<name>-password"
+// Secret that exists already is used only if tokensmith may write to it (see
+// adoptProblem; a "password" key alone does not make it tokensmith's, since
+// so many Secrets have one); otherwise problem says why, and it is not touched.
 //
 // A generated password Secret deleted by hand (recreated is true) is
 // recreated with a new password, like an OAuthClient's consumer Secret, but
 // with no grace period: a new password is a password change, which ends the
 // user's sessions at once (the verifier bumps the credential generation).
 // A Warning event says so.
-func (r *UserReconciler) passwordSecret(ctx context.Context, u *authv1alpha1.User, key types.NamespacedName, dataKey string, recreated bool) (*corev1.Secret, error) {
-	s, err := r.secrets().get(ctx, key)
+func (r *UserReconciler) passwordSecret(ctx context.Context, u *authv1alpha1.User, key types.NamespacedName, dataKey string, recreated bool) (s *corev1.Secret, problem string, err error) {
+	s, err = r.secrets().get(ctx, key)
 	if err != nil || u.Spec.PasswordSecretRef != nil {
-		return s, err
+		return s, "", err
 	}
 	if s == nil {
 		// secrets().get asked the API server, not only the cache: it is
 		// safe to generate.
 		pw, err := credstore.RandomSecret(secretBytes)
 		if err != nil {
-			return nil, err
+			return nil, "", err
 		}
 		s = &corev1.Secret{
 			ObjectMeta: metav1.ObjectMeta{
@@ -60,7 +63,7 @@ func (r *UserReconciler) passwordSecret(ctx context.Context, u *authv1alpha1.Use
 			Data: map[string][]byte{dataKey: []byte(pw)},
 		}
 		if err := controllerutil.SetControllerReference(u, s, r.Scheme); err != nil {
-			return nil, err
+			return nil, "", err
 		}
 		err = r.Client.Create(ctx, s)
 		if err == nil {
@@ -70,31 +73,33 @@ func (r *UserReconciler) passwordSecret(ctx context.Context, u *authv1alpha1.Use
 			} else {
 				emit(r.Recorder, u, corev1.EventTypeNormal, EventGenerated, actionCreate, "Generated a password into Secret %s", key.Name)
 			}
-			return s, nil
+			return s, "", nil
 		}
 		if !apierrors.IsAlreadyExists(err) {
-			return nil, fmt.Errorf("creating Secret %s: %w", key, err)
+			return nil, "", fmt.Errorf("creating Secret %s: %w", key, err)
 		}
 		s = &corev1.Secret{}
 		if err := r.APIReader.Get(ctx, key, s); err != nil {
-			return nil, err
+			return nil, "", err
 		}
 	}
 
-	// Adopt an existing Secret of that name: label and own it, and fill in
-	// the password only if it has none.
+	if problem := adoptProblem(u, "User", s, false, "",
+		"Set spec.passwordSecretRef to read the password from it"); problem != "" {
+		return nil, problem, nil
+	}
+	// Adopt an existing Secret of that name: label it (never own it: only a
+	// Secret tokensmith created goes with its User), and fill in the password
+	// only if it has none.
 	desired := s.DeepCopy()
 	if desired.Labels == nil {
 		desired.Labels = map[string]string{}
 	}
 	desired.Labels[authv1alpha1.LabelManagedBy] = authv1alpha1.ManagedByValue
-	if err := setOwner(u, desired, r.Scheme); err != nil {
-		return nil, err
-	}
 	if len(desired.Data[dataKey]) == 0 {
 		pw, err := credstore.RandomSecret(secretBytes)
 		if err != nil {
-			return nil, err
+			return nil, "", err
 		}
 		if desired.Data == nil {
 			desired.Data = map[string][]byte{}
@@ -102,13 +107,13 @@ func (r *UserReconciler) passwordSecret(ctx context.Context, u *authv1alpha1.Use
 		desired.Data[dataKey] = []byte(pw)
 	}
 	if equality.Semantic.DeepEqual(s.ObjectMeta, desired.ObjectMeta) && equality.Semantic.DeepEqual(s.Data, desired.Data) {
-		return s, nil
+		return s, "", nil
 	}
 	if err := r.Client.Update(ctx, desired); err != nil {
-		return nil, fmt.Errorf("updating Secret %s: %w", key, err)
+		return nil, "", fmt.Errorf("updating Secret %s: %w", key, err)
 	}
 	emit(r.Recorder, u, corev1.EventTypeNormal, EventAdopted, actionUpdate, "Adopted Secret %s for the password", key.Name)
-	return desired, nil
+	return desired, "", nil
 }
 
 // ensureVerifier writes u's verifier. The argon2id hash is the expensive part

@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/selection"
@@ -84,34 +83,6 @@ func requestFor(o client.Object) reconcile.Request {
 	return reconcile.Request{NamespacedName: client.ObjectKeyFromObject(o)}
 }
 
-// olderClaim reports whether a's claim beats b's: the one created first keeps
-// it. creationTimestamp has one-second resolution, so within one second the
-// claimant already serving (Ready=True) keeps it, so that a newcomer never
-// knocks out a working client; only then does namespace/name decide, so every
-// replica and every reconcile agrees on the winner.
-func olderClaim(a, b client.Object) bool {
-	ta, tb := a.GetCreationTimestamp(), b.GetCreationTimestamp()
-	if !ta.Equal(&tb) {
-		return ta.Before(&tb)
-	}
-	if ha, hb := servingClaim(a), servingClaim(b); ha != hb {
-		return ha
-	}
-	return ownerString(a) < ownerString(b)
-}
-
-func servingClaim(o client.Object) bool {
-	var conds []metav1.Condition
-	switch o := o.(type) {
-	case *authv1alpha1.OAuthClient:
-		conds = o.Status.Conditions
-	case *authv1alpha1.User:
-		conds = o.Status.Conditions
-	}
-	c := meta.FindStatusCondition(conds, authv1alpha1.ConditionReady)
-	return c != nil && c.Reason != authv1alpha1.ReasonConflict && c.Reason != authv1alpha1.ReasonWaitingForSecret
-}
-
 // newSecretMetadataWatch starts a second, metadata-only cache of the Secrets
 // that tokensmith does not label: user-provided Secrets (existingSecret,
 // passwordSecretRef) and pre-existing ones it may adopt. The main cache holds
@@ -152,9 +123,21 @@ type secretMapper struct {
 	serverNamespace string
 	verifierType    string
 	list            func() client.ObjectList
+	// claimKind is the kind of claim records this mapper follows, and
+	// claimIndex the field index (and its value) that finds a record's claimants.
+	claimKind  string
+	claimIndex func(claim string) (field, value string)
 }
 
 func (m secretMapper) Map(ctx context.Context, s client.Object) []reconcile.Request {
+	if kind := s.GetLabels()[labelClaimKind]; kind != "" && s.GetNamespace() == m.serverNamespace {
+		// A claim record taken or given up: every claimant may now hold it.
+		if kind != m.claimKind {
+			return nil
+		}
+		field, value := m.claimIndex(s.GetAnnotations()[annotationClaim])
+		return m.listRequests(ctx, client.MatchingFields{field: value})
+	}
 	if s.GetNamespace() == m.serverNamespace && s.GetLabels()[credstore.LabelSecretType] != "" {
 		if s.GetLabels()[credstore.LabelSecretType] != m.verifierType {
 			return nil
@@ -165,9 +148,14 @@ func (m secretMapper) Map(ctx context.Context, s client.Object) []reconcile.Requ
 		}
 		return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: ns, Name: name}}}
 	}
+	return m.listRequests(ctx, client.InNamespace(s.GetNamespace()), client.MatchingFields{indexSecretName: s.GetName()})
+}
+
+// listRequests lists the mapper's kind and returns a request for each item.
+func (m secretMapper) listRequests(ctx context.Context, opts ...client.ListOption) []reconcile.Request {
 	list := m.list()
-	if err := m.reader.List(ctx, list, client.InNamespace(s.GetNamespace()), client.MatchingFields{indexSecretName: s.GetName()}); err != nil {
-		ctrl.LoggerFrom(ctx).Error(err, "listing the readers of a Secret", "secret", client.ObjectKeyFromObject(s))
+	if err := m.reader.List(ctx, list, opts...); err != nil {
+		ctrl.LoggerFrom(ctx).Error(err, "listing the objects a Secret concerns")
 		return nil
 	}
 	var reqs []reconcile.Request

@@ -15,9 +15,18 @@ const (
 	// Nothing is generated; the object becomes Ready when the Secret appears.
 	ReasonWaitingForSecret = "WaitingForSecret"
 
-	// ReasonConflict surfaces when another object already claims the same
-	// clientID, numericID or username. The older claim keeps it.
+	// ReasonConflict surfaces when another object already holds the same
+	// clientID, numericID or username. Whoever claimed it first keeps it until
+	// it is deleted; the message never names the holder.
 	ReasonConflict = "Conflict"
+
+	// ReasonForeignSecret surfaces when the Secret an object's credentials
+	// would go into (an OAuthClient's spec.secretName, a User's generated
+	// "<name>-password") already exists and tokensmith may not write to it:
+	// tokensmith did not create it, it does not carry AnnotationAdopt, and (for
+	// an OAuthClient) it holds no CLIENT_SECRET, or another object controls it.
+	// The Secret is left untouched.
+	ReasonForeignSecret = "ForeignSecret"
 
 	// ReasonInvalid surfaces when the spec passed API validation but cannot be
 	// served, for example a Secret whose values are not usable credentials.
@@ -34,6 +43,13 @@ const (
 	// rotate an OAuthClient's secrets. The previous secret keeps working for
 	// spec.rotationGracePeriod.
 	AnnotationRotate = "auth.tokensmith.io/rotate"
+
+	// AnnotationAdopt: set it to "true" on an existing Secret to let
+	// tokensmith write credentials into it (fill in missing keys, rotate) when
+	// an OAuthClient's spec.secretName, or a User's generated password Secret
+	// name, points at it. tokensmith never deletes such a Secret and never
+	// sets an owner reference on it.
+	AnnotationAdopt = "auth.tokensmith.io/adopt"
 
 	// LabelManagedBy marks every Secret tokensmith writes.
 	LabelManagedBy = "app.kubernetes.io/managed-by"

@@ -32,6 +32,7 @@ const (
 
 // OAuthClientSpec describes a machine client and what it may do.
 // +kubebuilder:validation:XValidation:rule="!has(oldSelf.clientID) || has(self.clientID) && self.clientID == oldSelf.clientID",message="clientID cannot be changed or removed once set"
+// +kubebuilder:validation:XValidation:rule="!has(oldSelf.numericID) || has(self.numericID) && self.numericID == oldSelf.numericID",message="numericID cannot be changed or removed once set: create a new OAuthClient"
 // +kubebuilder:validation:XValidation:rule="!has(self.grantTypes) || !self.grantTypes.exists(g, g == 'session') || has(self.numericID)",message="numericID is required when the session grant is enabled"
 type OAuthClientSpec struct {
 	// grantTypes lists the ways this client may obtain tokens.
@@ -43,6 +44,7 @@ type OAuthClientSpec struct {
 	GrantTypes []GrantType `json:"grantTypes,omitempty"`
 
 	// scopes this client may request. Tokens carry the requested subset, or all of them when none is requested.
+	// At most 64 scopes of at most 128 characters.
 	// +kubebuilder:validation:MaxItems=64
 	// +kubebuilder:validation:items:Pattern=`^[\x21\x23-\x5B\x5D-\x7E]+$`
 	// +kubebuilder:validation:items:MaxLength=128
@@ -53,23 +55,29 @@ type OAuthClientSpec struct {
 	// accessTokenTTL is the lifetime of access tokens, between 1m and 8784h (366 days).
 	// Defaults to 1h for client_credentials and session tokens, and 8784h for password logins, as Passport does.
 	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1m') && duration(self) <= duration('8784h')",message="accessTokenTTL must be between 1m and 8784h"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
 	// +optional
 	AccessTokenTTL *metav1.Duration `json:"accessTokenTTL,omitempty"`
 
 	// refreshTokenTTL is the lifetime of refresh tokens, between 1m and 8784h. Defaults to 8784h.
 	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1m') && duration(self) <= duration('8784h')",message="refreshTokenTTL must be between 1m and 8784h"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
 	// +optional
 	RefreshTokenTTL *metav1.Duration `json:"refreshTokenTTL,omitempty"`
 
 	// numericID is the integer id used by the session API (POST /api/auth/session/{numericID}).
-	// Unique within the installation.
+	// Unique within the installation: the first OAuthClient to claim it keeps it until it is deleted.
+	// It may be added later, but never changed or removed once set.
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=9007199254740991
 	// +optional
 	NumericID *int64 `json:"numericID,omitempty"`
 
 	// clientID fixes the client id, for migrations. When empty one is generated once and kept in status.
-	// Cannot be changed once set.
+	// Unique within the installation: the first OAuthClient to claim it keeps it until it is deleted.
+	// Cannot be changed or removed once set, and can be added later only with the value of status.clientID.
 	// +kubebuilder:validation:MinLength=3
 	// +kubebuilder:validation:MaxLength=128
 	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9][A-Za-z0-9._~-]*$`
@@ -95,6 +103,8 @@ type OAuthClientSpec struct {
 
 	// rotationGracePeriod is how long the previous secret keeps working after a rotation. Defaults to 24h; at most 720h.
 	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('0s') && duration(self) <= duration('720h')",message="rotationGracePeriod must be between 0s and 720h"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
 	// +optional
 	RotationGracePeriod *metav1.Duration `json:"rotationGracePeriod,omitempty"`
 }
@@ -102,10 +112,12 @@ type OAuthClientSpec struct {
 // OAuthClientStatus is what the controller observed and did.
 type OAuthClientStatus struct {
 	// clientID is the client id in use (spec.clientID or the generated one).
+	// +kubebuilder:validation:MaxLength=128
 	// +optional
 	ClientID string `json:"clientID,omitempty"`
 
 	// secretName is the consumer Secret holding the credentials.
+	// +kubebuilder:validation:MaxLength=253
 	// +optional
 	SecretName string `json:"secretName,omitempty"`
 
@@ -122,6 +134,7 @@ type OAuthClientStatus struct {
 	PreviousSecretExpiresAt *metav1.Time `json:"previousSecretExpiresAt,omitempty"`
 
 	// conditions: Ready, with a reason from this package's Reason constants.
+	// +kubebuilder:validation:MaxItems=8
 	// +listType=map
 	// +listMapKey=type
 	// +optional
@@ -133,6 +146,7 @@ type OAuthClientStatus struct {
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=oc,categories=tokensmith
+// +kubebuilder:validation:XValidation:rule="!has(self.spec) || !has(self.spec.clientID) || has(oldSelf.spec) && has(oldSelf.spec.clientID) || !has(oldSelf.status) || !has(oldSelf.status.clientID) || self.spec.clientID == oldSelf.status.clientID",message="spec.clientID can be added later only with the client id already issued (status.clientID)"
 // +kubebuilder:printcolumn:name="Client ID",type=string,JSONPath=`.status.clientID`
 // +kubebuilder:printcolumn:name="Secret",type=string,JSONPath=`.status.secretName`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`

@@ -20,7 +20,9 @@ type SecretKeyRef struct {
 
 // UserSpec describes a person (or device owner) who logs in with a password.
 type UserSpec struct {
-	// username is the login name, unique in the installation.
+	// username is the login name, unique in the installation: the first User to claim it keeps it until
+	// it is deleted. It cannot be changed; create a new User instead.
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="username cannot be changed: create a new User"
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=254
 	// +kubebuilder:validation:Pattern=`^[^\s\x00-\x1f\x7f]+$`
@@ -33,7 +35,8 @@ type UserSpec struct {
 	PasswordSecretRef *SecretKeyRef `json:"passwordSecretRef,omitempty"`
 
 	// scopes the user may be granted. A login asks for a subset; none asked means all.
-	// +kubebuilder:validation:MaxItems=64
+	// At most 32 scopes of at most 128 characters.
+	// +kubebuilder:validation:MaxItems=32
 	// +kubebuilder:validation:items:Pattern=`^[\x21\x23-\x5B\x5D-\x7E]+$`
 	// +kubebuilder:validation:items:MaxLength=128
 	// +listType=set
@@ -41,7 +44,8 @@ type UserSpec struct {
 	Scopes []string `json:"scopes,omitempty"`
 
 	// clients lists the client ids that may log this user in. Empty means every client with the password grant.
-	// +kubebuilder:validation:MaxItems=64
+	// At most 16 client ids.
+	// +kubebuilder:validation:MaxItems=16
 	// +kubebuilder:validation:items:MaxLength=128
 	// +listType=set
 	// +optional
@@ -56,7 +60,8 @@ type UserSpec struct {
 	SessionsNotBefore *metav1.Time `json:"sessionsNotBefore,omitempty"`
 
 	// deauthorizedDevices lists device-info values whose sessions are ended and whose logins are refused.
-	// +kubebuilder:validation:MaxItems=256
+	// At most 16 devices.
+	// +kubebuilder:validation:MaxItems=16
 	// +kubebuilder:validation:items:MaxLength=200
 	// +listType=set
 	// +optional
@@ -66,6 +71,7 @@ type UserSpec struct {
 // DeviceStatus is a device this user has logged in from.
 type DeviceStatus struct {
 	// name is the device-info the client sent ("Unknown" when none).
+	// +kubebuilder:validation:MaxLength=200
 	Name string `json:"name"`
 	// firstSeen is when a login from this device first succeeded.
 	FirstSeen metav1.Time `json:"firstSeen"`
@@ -78,6 +84,7 @@ type UserStatus struct {
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
 	// passwordSecretName is the Secret the password is read from.
+	// +kubebuilder:validation:MaxLength=253
 	// +optional
 	PasswordSecretName string `json:"passwordSecretName,omitempty"`
 
@@ -91,8 +98,8 @@ type UserStatus struct {
 	PasswordChangedTime *metav1.Time `json:"passwordChangedTime,omitempty"`
 
 	// devices the user has logged in from through the device login API. Written by the token server,
-	// once per new device.
-	// +kubebuilder:validation:MaxItems=256
+	// once per new device; the first 16 are listed.
+	// +kubebuilder:validation:MaxItems=16
 	// +listType=map
 	// +listMapKey=name
 	// +optional
@@ -104,6 +111,7 @@ type UserStatus struct {
 	LockedUntil *metav1.Time `json:"lockedUntil,omitempty"`
 
 	// conditions: Ready, with a reason from this package's Reason constants.
+	// +kubebuilder:validation:MaxItems=8
 	// +listType=map
 	// +listMapKey=type
 	// +optional

@@ -1,0 +1,221 @@
+package controllers
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	authv1alpha1 "github.com/tokensmith/tokensmith/api/v1alpha1"
+	"github.com/tokensmith/tokensmith/internal/credstore"
+)
+
+// Claims: who holds a username, a client id or a numeric id.
+//
+// The first object to claim an identifier holds it until it gives it up (it is
+// deleted, or stops naming it), whatever its age and whatever any other object
+// does meanwhile. Each claim is a record, a data-less Secret in the server
+// namespace whose name is derived from the identifier; creating it is atomic,
+// so of two objects claiming one identifier at once exactly one gets it, on
+// every reconcile, after every restart and under every leader. A second
+// claimant gets Ready=False, reason Conflict, and no verifier.
+//
+// Deciding by creationTimestamp instead (as tokensmith once did) let an older
+// object take a younger one's identifier by editing its own spec.
+//
+// Records carry no secret-type label, so the token server never reads them;
+// they carry the managed-by label, so the controller's cache holds them.
+const (
+	// labelClaimOwner on a claim record is the UID of the object holding it.
+	labelClaimOwner = "auth.tokensmith.io/claim-owner"
+	// labelClaimKind on a claim record is claimKindClient or claimKindUser.
+	labelClaimKind = "auth.tokensmith.io/claim-kind"
+	// annotationClaim on a claim record is the claim itself ("clientID=abc",
+	// "numericID=42", "username=bob"), as the field indexes spell it.
+	annotationClaim = "auth.tokensmith.io/claim"
+
+	claimKindClient = "client"
+	claimKindUser   = "user"
+)
+
+// claim is one identifier an object asks for.
+type claim struct {
+	// key is the field index value: "clientID=...", "numericID=...", "username=...".
+	key string
+	// what names it for a person, without naming anyone else: `client id "abc"`.
+	what string
+}
+
+func claimUsername(u string) string { return "username=" + u }
+
+// claimRecordName is "claim-<kind>-<160 bits of SHA-256 of the claim>": a
+// valid Secret name for any identifier, and unique per identifier.
+func claimRecordName(kind, key string) string {
+	sum := sha256.Sum256([]byte(kind + "/" + key))
+	return "claim-" + kind + "-" + hex.EncodeToString(sum[:20])
+}
+
+// claimer takes and gives up claim records for one kind of object.
+type claimer struct {
+	client          client.Client
+	apiReader       client.Reader
+	serverNamespace string
+	kind            string
+	// newObject returns an empty object of the claimants' kind.
+	newObject func() client.Object
+	// heldByVerifier reports whether another claimant of key already serves it
+	// from a verifier written before claim records existed (an upgrade).
+	heldByVerifier func(ctx context.Context, obj client.Object, key string) (bool, error)
+}
+
+func (c claimer) recordKey(key string) types.NamespacedName {
+	return types.NamespacedName{Namespace: c.serverNamespace, Name: claimRecordName(c.kind, key)}
+}
+
+// acquire takes every claim in claims that is free for obj. It returns the
+// description of the first claim someone else holds, or "" when obj holds
+// them all. Claims obj holds but no longer asks for are given up.
+func (c claimer) acquire(ctx context.Context, obj client.Object, claims []claim) (string, error) {
+	taken := ""
+	for _, cl := range claims {
+		held, err := c.acquireOne(ctx, obj, cl.key)
+		if err != nil {
+			return "", err
+		}
+		if !held && taken == "" {
+			taken = cl.what
+		}
+	}
+	keep := map[string]bool{}
+	for _, cl := range claims {
+		keep[cl.key] = true
+	}
+	return taken, c.release(ctx, obj, keep)
+}
+
+// acquireOne reports whether obj holds key, taking the record if it is free.
+func (c claimer) acquireOne(ctx context.Context, obj client.Object, key string) (bool, error) {
+	rk := c.recordKey(key)
+	// Three rounds at most: a free record taken by someone else between our
+	// read and our create, and a stale record deleted, each cost one.
+	for range 3 {
+		rec := &corev1.Secret{}
+		err := c.client.Get(ctx, rk, rec)
+		if apierrors.IsNotFound(err) {
+			// Not in the cache: try to take it. The create is the question to
+			// the API server (a record the cache has not seen yet makes it
+			// fail), so a first claim costs one request.
+			if held, err := c.heldByVerifier(ctx, obj, key); err != nil || held {
+				return false, err
+			}
+			err = c.client.Create(ctx, c.record(obj, key))
+			if err == nil {
+				return true, nil
+			}
+			if !apierrors.IsAlreadyExists(err) {
+				return false, fmt.Errorf("creating a claim record: %w", err)
+			}
+			err = c.apiReader.Get(ctx, rk, rec)
+			if apierrors.IsNotFound(err) {
+				continue // given up meanwhile
+			}
+		}
+		if err != nil {
+			return false, err
+		}
+		if rec.Labels[labelClaimOwner] == string(obj.GetUID()) {
+			return true, nil
+		}
+		alive, err := c.holderAlive(ctx, rec)
+		if err != nil || alive {
+			return false, err
+		}
+		// The holder is gone without giving the claim up (its finalizer was
+		// removed by hand): the record is stale.
+		if err := c.client.Delete(ctx, rec, client.Preconditions{UID: &rec.UID}); err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+			return false, fmt.Errorf("deleting a stale claim record: %w", err)
+		}
+	}
+	return false, fmt.Errorf("claim record %s keeps changing", rk.Name)
+}
+
+func (c claimer) record(obj client.Object, key string) *corev1.Secret {
+	return &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{
+			Namespace: c.serverNamespace,
+			Name:      claimRecordName(c.kind, key),
+			Labels: map[string]string{
+				authv1alpha1.LabelManagedBy: authv1alpha1.ManagedByValue,
+				labelClaimOwner:             string(obj.GetUID()),
+				labelClaimKind:              c.kind,
+			},
+			Annotations: map[string]string{
+				credstore.AnnotationOwner: ownerString(obj),
+				annotationClaim:           key,
+			},
+		},
+		Type: corev1.SecretTypeOpaque,
+	}
+}
+
+// holderAlive reports whether the object a record names still exists. The
+// cache may not have seen a holder created a moment ago, so NotFound is
+// confirmed with the API server.
+func (c claimer) holderAlive(ctx context.Context, rec *corev1.Secret) (bool, error) {
+	ns, name, ok := strings.Cut(rec.Annotations[credstore.AnnotationOwner], "/")
+	uid := rec.Labels[labelClaimOwner]
+	if !ok || uid == "" {
+		return false, nil
+	}
+	key := types.NamespacedName{Namespace: ns, Name: name}
+	o := c.newObject()
+	err := c.client.Get(ctx, key, o)
+	if apierrors.IsNotFound(err) {
+		err = c.apiReader.Get(ctx, key, o)
+	}
+	if apierrors.IsNotFound(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return string(o.GetUID()) == uid, nil
+}
+
+// release gives up every claim obj holds except those in keep. It reads the
+// cache, which may not show a record taken a moment ago: a later reconcile
+// gives that one up.
+func (c claimer) release(ctx context.Context, obj client.Object, keep map[string]bool) error {
+	return c.releaseFrom(ctx, c.client, obj, keep)
+}
+
+// releaseAll gives up every claim obj holds, as the API server lists them: it
+// runs once, when obj is deleted, and must not leave a record behind.
+func (c claimer) releaseAll(ctx context.Context, obj client.Object) error {
+	return c.releaseFrom(ctx, c.apiReader, obj, nil)
+}
+
+func (c claimer) releaseFrom(ctx context.Context, r client.Reader, obj client.Object, keep map[string]bool) error {
+	var recs corev1.SecretList
+	if err := r.List(ctx, &recs, client.InNamespace(c.serverNamespace),
+		client.MatchingLabels{labelClaimOwner: string(obj.GetUID()), labelClaimKind: c.kind}); err != nil {
+		return err
+	}
+	for i := range recs.Items {
+		rec := &recs.Items[i]
+		if keep[rec.Annotations[annotationClaim]] {
+			continue
+		}
+		if err := c.client.Delete(ctx, rec, client.Preconditions{UID: &rec.UID}); err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("giving up a claim: %w", err)
+		}
+	}
+	return nil
+}
