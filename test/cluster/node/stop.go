@@ -31,16 +31,16 @@ func (c *Cluster) waitHTTP(ctx context.Context, name, path string, timeout time.
 		resp, err := hc.Get(fmt.Sprintf("https://%s:%d%s", NodeIP, apiServerPort, path))
 		if err == nil {
 			resp.Body.Close()
-			// 401/403: serving, authentication on; readyz itself is public.
 			if resp.StatusCode == http.StatusOK {
 				return nil
 			}
+			err = fmt.Errorf("%s answers %d", path, resp.StatusCode)
 		}
-		if err := c.exited(name); err != nil {
-			return err
+		if exitErr := c.exited(name); exitErr != nil {
+			return exitErr
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("%s not ready within %s (last: %v)", name, timeout, err)
+			return fmt.Errorf("%s not ready within %s: %w", name, timeout, err)
 		}
 		select {
 		case <-ctx.Done():
