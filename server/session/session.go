@@ -171,7 +171,9 @@ func parseBody(r *http.Request) (key, secret string, err error) {
 	if err := dec.Decode(&req); err != nil {
 		return "", "", errBadJSON
 	}
-	if dec.More() {
+	// Nothing but white space may follow the object. dec.More would miss a
+	// trailing "}" or "]", which it reads as the end of an enclosing value.
+	if len(bytes.TrimSpace(b[dec.InputOffset():])) != 0 {
 		return "", "", errBadJSON
 	}
 	if req.APIKey == nil || req.Secret == nil || *req.APIKey == "" || *req.Secret == "" {
