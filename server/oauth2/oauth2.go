@@ -21,8 +21,12 @@ const (
 	Path = "/oauth/token"
 	// Dialect names this dialect in metrics and logs.
 	Dialect = "oauth2"
-	// DefaultTTL is the default lifetime of access and refresh tokens: 366 days, as the document's example.
+	// DefaultTTL is the default lifetime of password-grant access tokens and of
+	// refresh tokens: 366 days, as the document's example.
 	DefaultTTL = 366 * 24 * time.Hour
+	// DefaultClientCredentialsTTL is the client_credentials default, the same
+	// hour as /v1/auth/token and the session dialect.
+	DefaultClientCredentialsTTL = tokens.DefaultClientTTL
 )
 
 // Grant types.
@@ -234,7 +238,7 @@ func (h *Handler) clientCredentials(x *exchange) (*response, error) {
 	}
 	c := x.client
 	access := &tokens.Claims{Kind: tokens.Access, Issuer: h.deps.Issuer, Subject: c.ClientID, ClientID: c.ClientID, Scope: granted}
-	ttl := httpx.TTL(time.Duration(c.AccessTokenTTL), DefaultTTL)
+	ttl := httpx.TTL(time.Duration(c.AccessTokenTTL), DefaultClientCredentialsTTL)
 	tok, err := h.mintAccess(x, access, ttl)
 	if err != nil {
 		return nil, err

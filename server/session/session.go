@@ -25,7 +25,7 @@ const Path = "/api/auth/session/{client_id}"
 const Grant = "session"
 
 // DefaultTTL is a session token's lifetime when the client sets no accessTokenTTL.
-const DefaultTTL = time.Hour
+const DefaultTTL = tokens.DefaultClientTTL
 
 // Alg is the signature algorithm of session tokens.
 type Alg string

@@ -20,7 +20,7 @@ const (
 	// Grant is the OAuthClient grant type this dialect requires.
 	Grant = "client_credentials"
 	// DefaultTTL is expires_in when the client sets no accessTokenTTL.
-	DefaultTTL = time.Hour
+	DefaultTTL = tokens.DefaultClientTTL
 )
 
 // Handler serves the v1 token endpoint.
