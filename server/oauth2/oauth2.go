@@ -182,6 +182,8 @@ func (h *Handler) password(x *exchange) (*response, error) {
 		Scope:      granted,
 		SessionID:  tokens.NewID(),
 		Generation: u.CredentialGeneration,
+		Binding:    index.Binding(x.client, u),
+		Audience:   x.client.Audience(h.deps.Issuer),
 	}
 	return h.issue(x, session, granted)
 }
@@ -222,6 +224,10 @@ func (h *Handler) refresh(x *exchange) (*response, error) {
 		SessionID:  old.SessionID,
 		Device:     old.Device,
 		Generation: old.Generation,
+		// Active found old bound to these objects (or minted before
+		// bindings): the new tokens carry the current binding.
+		Binding:  index.Binding(x.client, u),
+		Audience: x.client.Audience(h.deps.Issuer),
 	}
 	return h.issue(x, session, granted)
 }
@@ -237,7 +243,8 @@ func (h *Handler) clientCredentials(x *exchange) (*response, error) {
 		return nil, errInvalidScope
 	}
 	c := x.client
-	access := &tokens.Claims{Kind: tokens.Access, Issuer: h.deps.Issuer, Subject: c.ClientID, ClientID: c.ClientID, Scope: granted}
+	access := &tokens.Claims{Kind: tokens.Access, Issuer: h.deps.Issuer, Subject: c.ClientID, ClientID: c.ClientID, Scope: granted,
+		Binding: index.Binding(c, nil), Audience: c.Audience(h.deps.Issuer)}
 	ttl := httpx.TTL(time.Duration(c.AccessTokenTTL), DefaultClientCredentialsTTL)
 	tok, err := h.mintAccess(x, access, ttl)
 	if err != nil {

@@ -119,6 +119,8 @@ func (h *Handler) serve(r *http.Request) (string, error) {
 		Scope:     c.Scopes,
 		IssuedAt:  now,
 		ExpiresAt: now.Add(httpx.TTL(time.Duration(c.AccessTokenTTL), DefaultTTL)),
+		Binding:   index.Binding(c, nil),
+		Audience:  c.Audience(h.deps.Issuer),
 	}
 	format := tokens.FormatHS512
 	if h.alg == ES256 {

@@ -8,6 +8,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/tokensmith/tokensmith/server/clientauth"
+	"github.com/tokensmith/tokensmith/server/index"
 	"github.com/tokensmith/tokensmith/server/internal/httpx"
 	"github.com/tokensmith/tokensmith/server/tokens"
 )
@@ -107,6 +108,8 @@ func (h *Handler) serve(r *http.Request) (*response, error) {
 		Scope:     c.Scopes,
 		IssuedAt:  now,
 		ExpiresAt: now.Add(ttl),
+		Binding:   index.Binding(c, nil),
+		Audience:  c.Audience(h.deps.Issuer),
 	}
 	format, prefix := tokens.FormatES256, ""
 	if c.TokenFormat == "opaque" {
