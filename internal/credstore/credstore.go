@@ -209,6 +209,11 @@ type Revocations struct {
 type Revocation struct {
 	ID        string    `json:"id"`
 	ExpiresAt time.Time `json:"expiresAt"`
+	// Client and Namespace name the OAuthClient that revoked it (its client
+	// id and namespace), for the per-client and per-namespace quotas. Entries
+	// written before the quotas existed have neither and count towards none.
+	Client    string `json:"client,omitempty"`
+	Namespace string `json:"namespace,omitempty"`
 }
 
 // Encode marshals a document for Secret data.

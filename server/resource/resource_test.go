@@ -16,6 +16,7 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 
+	"github.com/tokensmith/tokensmith/internal/credstore"
 	"github.com/tokensmith/tokensmith/internal/keyset"
 	"github.com/tokensmith/tokensmith/server/tokens"
 )
@@ -235,7 +236,7 @@ func TestVerify(t *testing.T) {
 	access, refresh := f.userTokens("sid-1")
 	session := f.mint(&tokens.Claims{Kind: tokens.Session, Subject: "game", ClientID: "game", ID: "jti-session"}, tokens.FormatHS512, "")
 	revoked, _ := f.clientToken(func(c *tokens.Claims) { c.ID = "jti-revoked" })
-	if err := f.Revoke(t.Context(), "jti-revoked", now.Add(time.Hour)); err != nil {
+	if err := f.Revoke(t.Context(), credstore.Revocation{ID: "jti-revoked", ExpiresAt: now.Add(time.Hour)}); err != nil {
 		t.Fatal(err)
 	}
 	type want struct {
