@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -240,4 +241,92 @@ func TestDeletedObjectsTakeTheirTokensWithThem(t *testing.T) {
 			}
 		}
 	})
+}
+
+// Issue 15, finding 6: a client with client id "root" and a User "root" both
+// gave X-Auth-Subject: root, and tokens carried no audience. Now
+// X-Auth-Subject-Type (and the sub_type claim) says which, and tokens carry
+// "aud" from spec.audiences (default: the issuer), which /auth/verify checks
+// with ?audience= and introspection reports.
+func TestSubjectsAreUnambiguousAndTokensCarryAnAudience(t *testing.T) {
+	_, _, mobile, _ := applyFixtures(t)
+	ctx := context.Background()
+	if err := suite.k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "team-root"}}); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+	const api = "https://api.example.test"
+	rootClient := &authv1alpha1.OAuthClient{ObjectMeta: metav1.ObjectMeta{Name: "root-client", Namespace: "team-root"}, Spec: authv1alpha1.OAuthClientSpec{
+		ClientID: "root", GrantTypes: []authv1alpha1.GrantType{authv1alpha1.GrantClientCredentials, authv1alpha1.GrantPassword},
+		Scopes: []string{"read"}, Audiences: []string{api}}}
+	rootUser := &authv1alpha1.User{ObjectMeta: metav1.ObjectMeta{Name: "root", Namespace: "team-root"},
+		Spec: authv1alpha1.UserSpec{Username: "root", Scopes: []string{"read"}}}
+	for _, o := range []client.Object{rootClient, rootUser} {
+		if err := suite.k8s.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitClientReady(t, "team-root", "root-client")
+	u := waitUserReady(t, "team-root", "root")
+	rc := readSecret(t, "team-root", "root-client-credentials")
+	pw := readSecret(t, "team-root", u.Status.PasswordSecretName)["password"]
+
+	token := func(id, secret string, form url.Values) string {
+		t.Helper()
+		var r response
+		eventually(t, 5*time.Second, "a token", func() bool {
+			req, _ := http.NewRequest(http.MethodPost, suite.baseURL+"/oauth/token", strings.NewReader(form.Encode()))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.SetBasicAuth(id, secret)
+			r = do(t, req)
+			return r.status == http.StatusOK
+		})
+		tok, _ := r.json(t)["access_token"].(string)
+		remember(tok)
+		return tok
+	}
+	verify := func(tok, query string) response {
+		req, _ := http.NewRequest(http.MethodGet, suite.baseURL+"/auth/verify"+query, nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		return do(t, req)
+	}
+	clientTok := token(rc["CLIENT_ID"], rc["CLIENT_SECRET"], url.Values{"grant_type": {"client_credentials"}})
+	userTok := token(rc["CLIENT_ID"], rc["CLIENT_SECRET"], url.Values{"grant_type": {"password"}, "username": {"root"}, "password": {pw}})
+
+	for _, c := range []struct{ name, tok, typ string }{{"the client root", clientTok, "client"}, {"the user root", userTok, "user"}} {
+		v := verify(c.tok, "")
+		if v.status != http.StatusOK || v.header.Get("X-Auth-Subject") != "root" || v.header.Get("X-Auth-Subject-Type") != c.typ {
+			t.Errorf("%s: /auth/verify answered %d, X-Auth-Subject %q, X-Auth-Subject-Type %q; want 200, root, %s",
+				c.name, v.status, v.header.Get("X-Auth-Subject"), v.header.Get("X-Auth-Subject-Type"), c.typ)
+		}
+		claims := verifyWithJWKS(t, c.tok)
+		if claims["sub_type"] != c.typ || fmt.Sprint(claims["aud"]) != "["+api+"]" {
+			t.Errorf("%s: JWT claims sub_type %v, aud %v; want %s, %s", c.name, claims["sub_type"], claims["aud"], c.typ, api)
+		}
+		if v := verify(c.tok, "?audience="+url.QueryEscape(api)); v.status != http.StatusOK {
+			t.Errorf("%s: /auth/verify?audience=<its audience> answered %d", c.name, v.status)
+		}
+		if v := verify(c.tok, "?audience="+url.QueryEscape("https://tokensmith.test")); v.status != http.StatusUnauthorized ||
+			v.header.Get("WWW-Authenticate") != `Bearer error="invalid_token"` {
+			t.Errorf("%s: /auth/verify for another audience answered %d %v, want 401 invalid_token", c.name, v.status, v.header)
+		}
+	}
+	req, _ := http.NewRequest(http.MethodPost, suite.baseURL+"/oauth/introspect", strings.NewReader(url.Values{"token": {userTok}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(mobile["CLIENT_ID"], mobile["CLIENT_SECRET"])
+	got := do(t, req).json(t)
+	if aud, _ := got["aud"].([]any); got["sub_type"] != "user" || len(aud) != 1 || aud[0] != api {
+		t.Errorf("introspection = %v, want sub_type user and aud [%s]", got, api)
+	}
+
+	// A client that names no audience: its tokens are for the issuer.
+	plain := token(mobile["CLIENT_ID"], mobile["CLIENT_SECRET"], url.Values{"grant_type": {"client_credentials"}})
+	if claims := verifyWithJWKS(t, plain); fmt.Sprint(claims["aud"]) != "[https://tokensmith.test]" {
+		t.Errorf("default aud = %v, want the issuer", claims["aud"])
+	}
+	if v := verify(plain, "?audience="+url.QueryEscape("https://tokensmith.test")); v.status != http.StatusOK {
+		t.Errorf("/auth/verify?audience=<issuer> answered %d for a default-audience token", v.status)
+	}
+	if v := verify(plain, "?audience=a&audience=b"); v.status != http.StatusBadRequest {
+		t.Errorf("two audiences answered %d, want 400", v.status)
+	}
 }
