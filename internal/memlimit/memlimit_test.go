@@ -1,8 +1,14 @@
 package memlimit
 
 import (
+	"fmt"
 	"os"
+	"os/exec"
+	"runtime"
+	"strings"
 	"testing"
+
+	"github.com/tokensmith/tokensmith/internal/password"
 )
 
 func TestContainerLimit(t *testing.T) {
@@ -44,5 +50,28 @@ func TestContainerLimit(t *testing.T) {
 				t.Fatalf("got %d %q, want %d %q", got, source, c.want, c.source)
 			}
 		})
+	}
+}
+
+// Issue 15, finding 3, the controller's side: in a fresh process with 16
+// cores' worth of GOMAXPROCS and the chart's 256Mi limit, Apply sets
+// GOMEMLIMIT to 75% of it and the argon2id hash slots (password.Hash, the
+// controller) and verification slots (the server's default) fit in it.
+func TestApplySizesArgon2WorkToTheContainerLimit(t *testing.T) {
+	if os.Getenv("MEMLIMIT_TEST_CHILD") == "1" {
+		soft, source := Apply()
+		fmt.Printf("soft=%d source=%s hashes=%d logins=%d\n", soft, source,
+			password.ConcurrentHashes(), password.Slots(Current(), password.Default, 2*runtime.GOMAXPROCS(0)))
+		return
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestApplySizesArgon2WorkToTheContainerLimit$", "-test.count=1")
+	cmd.Env = append(os.Environ(), "MEMLIMIT_TEST_CHILD=1", "GOMAXPROCS=16", EnvLimit+"=268435456", "GOMEMLIMIT=")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	want := fmt.Sprintf("soft=%d source=env hashes=3 logins=3", int64(268435456)/100*75)
+	if !strings.Contains(string(out), want) {
+		t.Fatalf("child said %q, want %q", out, want)
 	}
 }
