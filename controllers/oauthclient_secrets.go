@@ -390,10 +390,12 @@ func buildClientVerifier(oc *authv1alpha1.OAuthClient, clientID string, secrets 
 	v := credstore.ClientVerifier{
 		Namespace:   oc.Namespace,
 		Name:        oc.Name,
+		ObjectRef:   objectRef(oc),
 		ClientID:    clientID,
 		GrantTypes:  grants,
 		Scopes:      sortedSet(oc.Spec.Scopes),
 		TokenFormat: string(oc.Spec.TokenFormat),
+		Audiences:   sortedSet(oc.Spec.Audiences),
 		Secrets:     secrets,
 	}
 	if v.TokenFormat == "" {
@@ -409,6 +411,19 @@ func buildClientVerifier(oc *authv1alpha1.OAuthClient, clientID string, secrets 
 		v.RefreshTokenTTL = credstore.Duration(oc.Spec.RefreshTokenTTL.Duration)
 	}
 	return v
+}
+
+// objectRef identifies obj itself in its verifier: tokens are bound to its
+// uid, so that a deleted object re-created under the same name, client id or
+// username never inherits the old one's tokens (issue 15). Both values are
+// fixed for the object's life, so the verifier stays deterministic.
+func objectRef(obj metav1.Object) credstore.ObjectRef {
+	ref := credstore.ObjectRef{UID: string(obj.GetUID())}
+	if c := obj.GetCreationTimestamp(); !c.IsZero() {
+		t := c.UTC()
+		ref.Created = &t
+	}
+	return ref
 }
 
 // sortedSet returns a sorted copy without duplicates (nil when empty), so the

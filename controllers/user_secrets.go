@@ -180,6 +180,7 @@ func buildUserVerifier(u *authv1alpha1.User, hash, source string, generation int
 	v := credstore.UserVerifier{
 		Namespace:            u.Namespace,
 		Name:                 u.Name,
+		ObjectRef:            objectRef(u),
 		Username:             u.Spec.Username,
 		PasswordHash:         hash,
 		Scopes:               sortedSet(u.Spec.Scopes),

@@ -193,7 +193,7 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 					httpx.WriteJSON(rec, http.StatusInternalServerError, map[string]string{"error": "server_error", "message": "Internal server error"})
 				}
 			}
-			s.metrics.latency.WithLabelValues(d, r.Method, strconv.Itoa(rec.status)).Observe(time.Since(start).Seconds())
+			s.metrics.latency.WithLabelValues(d, methodLabel(r.Method), statusLabel(rec.status)).Observe(time.Since(start).Seconds())
 			s.o.Logger.V(1).Info("request", "requestID", id, "method", r.Method, "path", r.URL.Path,
 				"dialect", d, "client", client.String(), "status", rec.status, "duration", time.Since(start).String())
 		}()
@@ -202,6 +202,27 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(rec, r)
 	})
+}
+
+// methodLabel maps a request method onto a fixed set of metric label values.
+// Go accepts any RFC 9110 token as a method, so an attacker could otherwise
+// create one time series per request (issue 15, finding 4).
+func methodLabel(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
+		return m
+	}
+	return "other"
+}
+
+// statusLabel keeps the code label within the 100-599 a handler can write
+// (net/http refuses anything else), so it too comes from a fixed set.
+func statusLabel(code int) string {
+	if code < 100 || code > 599 {
+		return "other"
+	}
+	return strconv.Itoa(code)
 }
 
 func dialectOf(path string) string {

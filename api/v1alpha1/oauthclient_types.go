@@ -52,6 +52,17 @@ type OAuthClientSpec struct {
 	// +optional
 	Scopes []string `json:"scopes,omitempty"`
 
+	// audiences are the "aud" of this client's tokens: the resource servers they are meant for (for example
+	// their URLs). Resource servers check it (introspection's "aud", /auth/verify?audience=). Defaults to the
+	// token server's issuer URL.
+	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:items:MinLength=1
+	// +kubebuilder:validation:items:MaxLength=512
+	// +kubebuilder:validation:items:Pattern=`^[\x21-\x7E]+$`
+	// +listType=set
+	// +optional
+	Audiences []string `json:"audiences,omitempty"`
+
 	// accessTokenTTL is the lifetime of access tokens, between 1m and 8784h (366 days).
 	// Defaults to 1h for client_credentials and session tokens, and 8784h for password logins, as Passport does.
 	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1m') && duration(self) <= duration('8784h')",message="accessTokenTTL must be between 1m and 8784h"

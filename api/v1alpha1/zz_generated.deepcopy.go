@@ -103,6 +103,11 @@ func (in *OAuthClientSpec) DeepCopyInto(out *OAuthClientSpec) {
 		*out = make([]string, len(*in))
 		copy(*out, *in)
 	}
+	if in.Audiences != nil {
+		in, out := &in.Audiences, &out.Audiences
+		*out = make([]string, len(*in))
+		copy(*out, *in)
+	}
 	if in.AccessTokenTTL != nil {
 		in, out := &in.AccessTokenTTL, &out.AccessTokenTTL
 		*out = new(v1.Duration)

@@ -511,6 +511,17 @@ func checkProbesAndNamespace(t *testing.T, name string, pod *corev1.PodSpec) {
 		if !ok {
 			t.Errorf("%s: POD_NAMESPACE does not come from the downward API", where)
 		}
+		// Issue 15, finding 3: the runtime must know the container's memory limit.
+		ok = false
+		for _, e := range c.Env {
+			if e.Name == "TOKENSMITH_MEMORY_LIMIT" && e.ValueFrom != nil && e.ValueFrom.ResourceFieldRef != nil &&
+				e.ValueFrom.ResourceFieldRef.Resource == "limits.memory" && e.ValueFrom.ResourceFieldRef.ContainerName == c.Name {
+				ok = true
+			}
+		}
+		if !ok {
+			t.Errorf("%s: TOKENSMITH_MEMORY_LIMIT does not come from the container's limits.memory", where)
+		}
 	}
 }
 

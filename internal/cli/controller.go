@@ -14,6 +14,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/tokensmith/tokensmith/controllers"
+	"github.com/tokensmith/tokensmith/internal/memlimit"
+	"github.com/tokensmith/tokensmith/internal/password"
 )
 
 // controllerFlags are the flags of "tokensmith controller".
@@ -86,6 +88,9 @@ func runController(args []string, _, stderr io.Writer) int {
 	f.zap.DestWriter = stderr
 	logger := zap.New(zap.UseFlagOptions(&f.zap))
 	ctrl.SetLogger(logger)
+	limit, source := memlimit.Apply()
+	logger.Info("memory", "softLimitBytes", limit, "source", source,
+		"concurrentHashes", password.ConcurrentHashes())
 	log := logger.WithName("controller")
 
 	cfg, err := restConfig(f.kubeconfig)

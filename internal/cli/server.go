@@ -11,8 +11,10 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
+	"github.com/tokensmith/tokensmith/internal/memlimit"
 	"github.com/tokensmith/tokensmith/server"
 	"github.com/tokensmith/tokensmith/server/devicelogin"
+	"github.com/tokensmith/tokensmith/server/login"
 	"github.com/tokensmith/tokensmith/server/session"
 )
 
@@ -116,6 +118,8 @@ func runServer(args []string, _, stderr io.Writer) int {
 	logger := zap.New(zap.UseFlagOptions(&f.zap))
 	ctrl.SetLogger(logger)
 	o.Logger = logger.WithName("server")
+	limit, source := memlimit.Apply()
+	o.Logger.Info("memory", "softLimitBytes", limit, "source", source, "passwordSlots", login.DefaultSlots(limit))
 
 	cfg, err := restConfig(f.kubeconfig)
 	if err != nil {

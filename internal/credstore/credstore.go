@@ -127,7 +127,9 @@ type SecretDigests struct {
 type ClientVerifier struct {
 	Namespace string `json:"namespace"`
 	Name      string `json:"name"`
-	ClientID  string `json:"clientID"`
+	// ObjectRef identifies the OAuthClient object itself.
+	ObjectRef
+	ClientID string `json:"clientID"`
 	// NumericID is 0 when the client has none.
 	NumericID  int64    `json:"numericID,omitempty"`
 	GrantTypes []string `json:"grantTypes"`
@@ -136,6 +138,8 @@ type ClientVerifier struct {
 	AccessTokenTTL  Duration `json:"accessTokenTTL,omitempty"`
 	RefreshTokenTTL Duration `json:"refreshTokenTTL,omitempty"`
 	TokenFormat     string   `json:"tokenFormat"`
+	// Audiences are the "aud" of the client's tokens; empty means the issuer.
+	Audiences []string `json:"audiences,omitempty"`
 	// Secrets: the current generation first, then previous ones until they expire.
 	Secrets []SecretDigests `json:"secrets"`
 }
@@ -145,7 +149,9 @@ type ClientVerifier struct {
 type UserVerifier struct {
 	Namespace string `json:"namespace"`
 	Name      string `json:"name"`
-	Username  string `json:"username"`
+	// ObjectRef identifies the User object itself.
+	ObjectRef
+	Username string `json:"username"`
 	// PasswordHash is an argon2id PHC string.
 	PasswordHash string   `json:"passwordHash"`
 	Scopes       []string `json:"scopes,omitempty"`
@@ -162,6 +168,19 @@ type UserVerifier struct {
 	// PasswordSource identifies the password Secret's content ("uid/resourceVersion"), so that
 	// the controller hashes again only when it may have changed.
 	PasswordSource string `json:"passwordSource"`
+}
+
+// ObjectRef identifies the OAuthClient or User object a verifier was written
+// for, beyond its name: a deleted object re-created under the same name,
+// client id or username is another object, and the tokens of the old one must
+// not work for it. Verifiers written before this field existed have neither.
+type ObjectRef struct {
+	// UID is the object's metadata.uid. Tokens carry a digest of it.
+	UID string `json:"uid,omitempty"`
+	// Created is the object's metadata.creationTimestamp. A token minted
+	// before bindings existed carries no uid digest: it is accepted only if it
+	// was issued after this time, that is, for this object.
+	Created *time.Time `json:"created,omitempty"`
 }
 
 // Duration is a time.Duration that encodes as a Go duration string.
@@ -190,6 +209,11 @@ type Revocations struct {
 type Revocation struct {
 	ID        string    `json:"id"`
 	ExpiresAt time.Time `json:"expiresAt"`
+	// Client and Namespace name the OAuthClient that revoked it (its client
+	// id and namespace), for the per-client and per-namespace quotas. Entries
+	// written before the quotas existed have neither and count towards none.
+	Client    string `json:"client,omitempty"`
+	Namespace string `json:"namespace,omitempty"`
 }
 
 // Encode marshals a document for Secret data.

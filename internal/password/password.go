@@ -12,8 +12,11 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"math"
 	"runtime"
+	"runtime/debug"
 	"strings"
+	"sync"
 
 	"golang.org/x/crypto/argon2"
 )
@@ -44,17 +47,50 @@ var ErrMalformed = errors.New("password: malformed argon2id hash")
 // hashSlots bounds how many Hash calls run at once in the process: each takes
 // p.MemoryKiB (19 MiB by default) for its duration, and the controller
 // reconciles several Users in parallel. More hashes than cores at once would
-// only add memory, not throughput.
-var hashSlots = make(chan struct{}, min(runtime.GOMAXPROCS(0), maxConcurrentHashes))
+// only add memory, not throughput. It is sized on first use, after the
+// process has set its memory limit (internal/memlimit).
+var hashSlots = sync.OnceValue(func() chan struct{} {
+	return make(chan struct{}, Slots(debug.SetMemoryLimit(-1), Default, min(runtime.GOMAXPROCS(0), maxConcurrentHashes)))
+})
 
 // maxConcurrentHashes caps hashSlots on large nodes: 4 × 19 MiB.
 const maxConcurrentHashes = 4
 
+// MemoryShare is the percentage of the process's memory limit that argon2id
+// work (hashing in the controller, verification slots in the server) may
+// hold at once; the rest is for the caches, requests and the GC's slack.
+const MemoryShare = 40
+
+// slotOverhead is what one argon2id call holds besides its memory parameter
+// (the password, salt, output and the goroutine), rounded up generously.
+const slotOverhead = 1 << 20
+
+// Slots is how many argon2id computations with params p may run at once
+// within limit, the process's soft memory limit in bytes (math.MaxInt64 or
+// 0: none): MemoryShare percent of it, at least 1, and never more than most.
+func Slots(limit int64, p Params, most int) int {
+	if most < 1 {
+		most = 1
+	}
+	if limit <= 0 || limit == math.MaxInt64 {
+		return most
+	}
+	per := int64(p.MemoryKiB)*1024*int64(max(p.Parallelism, 1)) + slotOverhead
+	n := limit / 100 * MemoryShare / per
+	return int(max(1, min(n, int64(most))))
+}
+
+// ConcurrentHashes is how many Hash calls may run at once in this process.
+// The first call (or Hash) fixes it: call it after setting the memory limit.
+func ConcurrentHashes() int { return cap(hashSlots()) }
+
 // Hash returns the PHC string of password under p with a fresh random salt.
-// At most min(GOMAXPROCS, 4) hashes run at once; further callers wait.
+// At most Slots(memory limit, Default, min(GOMAXPROCS, 4)) hashes run at
+// once; further callers wait.
 func Hash(password string, p Params) (string, error) {
-	hashSlots <- struct{}{}
-	defer func() { <-hashSlots }()
+	slots := hashSlots()
+	slots <- struct{}{}
+	defer func() { <-slots }()
 	salt := make([]byte, saltLen)
 	if _, err := rand.Read(salt); err != nil {
 		return "", fmt.Errorf("password: reading random salt: %w", err)

@@ -1,6 +1,7 @@
 package password
 
 import (
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -73,11 +74,11 @@ func FuzzParse(f *testing.F) {
 }
 
 func TestHashWaitsForASlot(t *testing.T) {
-	if c := cap(hashSlots); c < 1 || c > maxConcurrentHashes {
+	if c := cap(hashSlots()); c < 1 || c > maxConcurrentHashes {
 		t.Fatalf("hash slots = %d, want 1..%d", c, maxConcurrentHashes)
 	}
-	for range cap(hashSlots) {
-		hashSlots <- struct{}{}
+	for range cap(hashSlots()) {
+		hashSlots() <- struct{}{}
 	}
 	done := make(chan struct{})
 	go func() {
@@ -91,13 +92,44 @@ func TestHashWaitsForASlot(t *testing.T) {
 		t.Fatal("Hash ran while every slot was taken")
 	case <-time.After(50 * time.Millisecond):
 	}
-	<-hashSlots
+	<-hashSlots()
 	select {
 	case <-done:
 	case <-time.After(5 * time.Second):
 		t.Fatal("Hash did not run once a slot was free")
 	}
-	for range cap(hashSlots) - 1 {
-		<-hashSlots
+	for range cap(hashSlots()) - 1 {
+		<-hashSlots()
+	}
+}
+
+// Issue 15, finding 3: how many argon2id computations run at once follows the
+// memory limit, not the core count.
+func TestSlotsFollowTheMemoryLimit(t *testing.T) {
+	const mib = 1 << 20
+	soft := int64(256*mib) / 100 * 75 // the chart's 256Mi limit, as internal/memlimit sets GOMEMLIMIT
+	cases := []struct {
+		name  string
+		limit int64
+		p     Params
+		most  int
+		want  int
+	}{
+		{"the chart's 256Mi admits 3 default hashes even with 32 cores' worth of slots", soft, Default, 32, 3},
+		{"never more than asked for", 4 << 30, Default, 8, 8},
+		{"a tiny limit still admits one", 32 * mib, Default, 32, 1},
+		{"no limit: as many as asked for", math.MaxInt64, Default, 32, 32},
+		{"parallelism multiplies the memory", soft, Params{MemoryKiB: 19456, Iterations: 2, Parallelism: 2}, 32, 1},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got := Slots(c.limit, c.p, c.most)
+			if got != c.want {
+				t.Fatalf("Slots = %d, want %d", got, c.want)
+			}
+			if !(c.limit == math.MaxInt64) && int64(got)*int64(c.p.MemoryKiB)*1024*int64(c.p.Parallelism) > c.limit/100*MemoryShare && got > 1 {
+				t.Fatalf("%d slots exceed %d%% of the limit", got, MemoryShare)
+			}
+		})
 	}
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/gorilla/mux"
 
+	"github.com/tokensmith/tokensmith/server/index"
 	"github.com/tokensmith/tokensmith/server/internal/httpx"
 	"github.com/tokensmith/tokensmith/server/login"
 	"github.com/tokensmith/tokensmith/server/tokens"
@@ -130,6 +131,8 @@ func (h *Handler) serve(r *http.Request, req *request) (*success, error) {
 		SessionID:  tokens.NewID(),
 		Device:     req.device,
 		Generation: u.CredentialGeneration,
+		Binding:    index.Binding(c, u),
+		Audience:   c.Audience(h.deps.Issuer),
 	}
 	tok, err := snap.Keyring().Mint(claims, tokens.FormatOpaque, tokens.PrefixAccess)
 	if err != nil {

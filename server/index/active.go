@@ -20,16 +20,55 @@ var (
 	ErrCredentialsChanged = errors.New("index: user's credentials changed since the token was issued")
 	ErrSessionEnded       = errors.New("index: session issued before the user's sessionsNotBefore")
 	ErrDeviceDeauthorized = errors.New("index: device deauthorized")
+	ErrOtherObject        = errors.New("index: token was issued for a deleted OAuthClient or User of the same name")
+	ErrScopeWithdrawn     = errors.New("index: token carries a scope its client or user may no longer have")
 )
+
+// Binding is the value tokens of client c (and user u, nil for client
+// tokens) carry to name the objects they were issued for (tokens.Binding).
+func Binding(c *Client, u *User) string {
+	if u == nil {
+		return tokens.Binding(c.UID, "", false)
+	}
+	return tokens.Binding(c.UID, u.UID, true)
+}
+
+// boundTo reports whether c was issued for these very objects: its binding
+// matches theirs, or, for a token minted before bindings existed (none in it),
+// it was issued after each object was created. Objects whose verifier
+// predates bindings (no uid) cannot be told apart and are trusted, as before.
+func boundTo(c *tokens.Claims, client *Client, user *User) bool {
+	if c.Binding != "" {
+		return c.Binding == Binding(client, user)
+	}
+	if client.Created != nil && !c.IssuedAt.After(*client.Created) {
+		return false
+	}
+	return user == nil || user.Created == nil || c.IssuedAt.After(*user.Created)
+}
+
+// subset reports whether every one of have is in allowed.
+func subset(have, allowed []string) bool {
+	for _, s := range have {
+		if !slices.Contains(allowed, s) {
+			return false
+		}
+	}
+	return true
+}
 
 // Check reports why a token whose signature or seal already verified
 // (tokens.Keyring.Verify) is no longer good given the current credentials, or
 // nil when it is. It checks: expiry; revocation of its jti or its session id;
-// that its client still exists; and for user tokens (those with a session id,
-// whose subject is a username) that the user exists, is not disabled, still
-// allows the client, has the credential generation the token was issued with,
-// has no sessionsNotBefore after the token's issue time, and has not
-// deauthorized the token's device.
+// that its client still exists and is the very OAuthClient object the token
+// was issued for (not a later one reusing the client id: boundTo); that the
+// client may still have every scope the token carries; and for user tokens
+// (those with a session id, whose subject is a username) that the user exists
+// and is the same User object, may still have the token's scopes (access
+// tokens; refresh tokens are narrowed by the refresh grant instead), is not
+// disabled, still allows the client, has the credential generation the token
+// was issued with, has no sessionsNotBefore after the token's issue time, and
+// has not deauthorized the token's device.
 func (s *Snapshot) Check(c *tokens.Claims, now time.Time) error {
 	switch {
 	case c == nil:
@@ -38,16 +77,30 @@ func (s *Snapshot) Check(c *tokens.Claims, now time.Time) error {
 		return ErrExpired
 	case s.Revoked(c.ID), s.Revoked(c.SessionID):
 		return ErrRevoked
-	case s.Client(c.ClientID) == nil:
+	}
+	client := s.Client(c.ClientID)
+	if client == nil {
 		return ErrUnknownClient
 	}
 	if c.SessionID == "" {
+		switch {
+		case !boundTo(c, client, nil):
+			return ErrOtherObject
+		case !subset(c.Scope, client.Scopes):
+			return ErrScopeWithdrawn
+		}
 		return nil
 	}
 	u := s.User(c.Subject)
 	switch {
 	case u == nil:
 		return ErrUnknownUser
+	case !boundTo(c, client, u):
+		return ErrOtherObject
+	case c.Kind != tokens.Refresh && !(subset(c.Scope, client.Scopes) && subset(c.Scope, u.Scopes)):
+		// A refresh token stays usable: the refresh grant narrows what it
+		// mints to the scopes the client and user have now.
+		return ErrScopeWithdrawn
 	case u.Disabled:
 		return ErrUserDisabled
 	case len(u.Clients) > 0 && !slices.Contains(u.Clients, c.ClientID):

@@ -20,6 +20,15 @@ type Client struct {
 	credstore.ClientVerifier
 }
 
+// Audience is the "aud" of the client's tokens: spec.audiences, or the
+// issuer when it names none.
+func (c *Client) Audience(issuer string) []string {
+	if len(c.Audiences) == 0 {
+		return []string{issuer}
+	}
+	return c.Audiences
+}
+
 // HasGrant reports whether the client may use grant.
 func (c *Client) HasGrant(grant string) bool { return slices.Contains(c.GrantTypes, grant) }
 

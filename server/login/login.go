@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"time"
 
@@ -53,7 +54,11 @@ type Lockout interface {
 
 // Options configure a Verifier.
 type Options struct {
-	// MaxConcurrent bounds simultaneous argon2id verifications; default GOMAXPROCS*2.
+	// MaxConcurrent bounds simultaneous argon2id verifications. Default: as
+	// many as fit in password.MemoryShare of the process's memory limit
+	// (GOMEMLIMIT, set from the container limit by internal/memlimit), at
+	// most GOMAXPROCS*2: each holds 19 MiB, and GOMAXPROCS follows the node's
+	// cores, not the pod's memory.
 	MaxConcurrent int
 	// MaxWait is how long a login waits for a slot before ErrBusy; default 2s.
 	MaxWait time.Duration
@@ -79,15 +84,16 @@ type Verifier struct {
 
 // New builds a Verifier; it hashes a random dummy password once.
 func New(o Options) (*Verifier, error) {
-	if o.MaxConcurrent <= 0 {
-		o.MaxConcurrent = 2 * runtime.GOMAXPROCS(0)
-	}
 	if o.MaxWait <= 0 {
 		o.MaxWait = 2 * time.Second
 	}
 	params := password.Default
 	if o.DummyParams != nil {
 		params = *o.DummyParams
+	}
+	if o.MaxConcurrent <= 0 {
+		// Sized for the default parameters (the real hashes'), not a cheap dummy's.
+		o.MaxConcurrent = DefaultSlots(debug.SetMemoryLimit(-1))
 	}
 	phc, err := password.Hash("tokensmith-dummy-password-never-matches", params)
 	if err != nil {
@@ -99,6 +105,15 @@ func New(o Options) (*Verifier, error) {
 	}
 	return &Verifier{slots: make(chan struct{}, o.MaxConcurrent), maxWait: o.MaxWait, dummy: dummy, lockout: o.Lockout}, nil
 }
+
+// DefaultSlots is the default MaxConcurrent under the soft memory limit
+// limit (bytes; math.MaxInt64: none).
+func DefaultSlots(limit int64) int {
+	return password.Slots(limit, password.Default, 2*runtime.GOMAXPROCS(0))
+}
+
+// Slots reports how many verifications may run at once.
+func (v *Verifier) Slots() int { return cap(v.slots) }
 
 // Request is one login attempt.
 type Request struct {

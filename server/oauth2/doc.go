@@ -7,8 +7,10 @@
 // Decisions (documented in README-snippet):
 //   - A refresh token is issued only to clients with the refresh_token grant,
 //     and never for client_credentials.
-//   - Lifetimes default to 366 days (31622400 s, the document's example); a
-//     client's accessTokenTTL / refreshTokenTTL override them.
+//   - Password-grant access tokens and refresh tokens default to 366 days
+//     (31622400 s, the document's example); client_credentials tokens to one
+//     hour (tokens.DefaultClientTTL, as /v1/auth/token and the session
+//     dialect). A client's accessTokenTTL / refreshTokenTTL override them.
 //   - A refresh answers a new access token and a new refresh token for the
 //     same session, carrying the originally granted scopes; the old refresh
 //     token stays valid until it expires or its session ends (no per-token state).

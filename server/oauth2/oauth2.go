@@ -21,8 +21,12 @@ const (
 	Path = "/oauth/token"
 	// Dialect names this dialect in metrics and logs.
 	Dialect = "oauth2"
-	// DefaultTTL is the default lifetime of access and refresh tokens: 366 days, as the document's example.
+	// DefaultTTL is the default lifetime of password-grant access tokens and of
+	// refresh tokens: 366 days, as the document's example.
 	DefaultTTL = 366 * 24 * time.Hour
+	// DefaultClientCredentialsTTL is the client_credentials default, the same
+	// hour as /v1/auth/token and the session dialect.
+	DefaultClientCredentialsTTL = tokens.DefaultClientTTL
 )
 
 // Grant types.
@@ -178,6 +182,8 @@ func (h *Handler) password(x *exchange) (*response, error) {
 		Scope:      granted,
 		SessionID:  tokens.NewID(),
 		Generation: u.CredentialGeneration,
+		Binding:    index.Binding(x.client, u),
+		Audience:   x.client.Audience(h.deps.Issuer),
 	}
 	return h.issue(x, session, granted)
 }
@@ -218,6 +224,10 @@ func (h *Handler) refresh(x *exchange) (*response, error) {
 		SessionID:  old.SessionID,
 		Device:     old.Device,
 		Generation: old.Generation,
+		// Active found old bound to these objects (or minted before
+		// bindings): the new tokens carry the current binding.
+		Binding:  index.Binding(x.client, u),
+		Audience: x.client.Audience(h.deps.Issuer),
 	}
 	return h.issue(x, session, granted)
 }
@@ -233,8 +243,9 @@ func (h *Handler) clientCredentials(x *exchange) (*response, error) {
 		return nil, errInvalidScope
 	}
 	c := x.client
-	access := &tokens.Claims{Kind: tokens.Access, Issuer: h.deps.Issuer, Subject: c.ClientID, ClientID: c.ClientID, Scope: granted}
-	ttl := httpx.TTL(time.Duration(c.AccessTokenTTL), DefaultTTL)
+	access := &tokens.Claims{Kind: tokens.Access, Issuer: h.deps.Issuer, Subject: c.ClientID, ClientID: c.ClientID, Scope: granted,
+		Binding: index.Binding(c, nil), Audience: c.Audience(h.deps.Issuer)}
+	ttl := httpx.TTL(time.Duration(c.AccessTokenTTL), DefaultClientCredentialsTTL)
 	tok, err := h.mintAccess(x, access, ttl)
 	if err != nil {
 		return nil, err

@@ -278,9 +278,9 @@ func TestClientCredentialsGrant(t *testing.T) {
 		prefix     string
 		expiresIn  float64
 	}{
-		{"issues an ES256 JWT with every client scope and no refresh token", form("grant_type", "client_credentials", "client_id", "mobile", "client_secret", "mobile-secret"), nil, "mobile", "read write", "eyJ", 31622400},
+		{"issues an ES256 JWT with every client scope, no refresh token and the default hour (not 366 days)", form("grant_type", "client_credentials", "client_id", "mobile", "client_secret", "mobile-secret"), nil, "mobile", "read write", "eyJ", 3600},
 		{"issues an opaque token with the client's TTL and the requested scope", form("grant_type", "client_credentials", "client_id", "opaque", "client_secret", "opaque-secret", "scope", "b"), nil, "opaque", "b", tokens.PrefixAccess, 600},
-		{"decodes percent-encoded Basic credentials (RFC 6749 2.3.1)", form("grant_type", "client_credentials"), []string{"Authorization", basic("my client:1", "s&cr:t%")}, "my client:1", "", "eyJ", 31622400},
+		{"decodes percent-encoded Basic credentials (RFC 6749 2.3.1)", form("grant_type", "client_credentials"), []string{"Authorization", basic("my client:1", "s&cr:t%")}, "my client:1", "", "eyJ", 3600},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -291,6 +291,9 @@ func TestClientCredentialsGrant(t *testing.T) {
 			if !strings.HasPrefix(tk.raw["access_token"].(string), c.prefix) || tk.access.Subject != c.sub || tk.access.ClientID != c.sub ||
 				tk.access.ScopeString() != c.scope || tk.access.SessionID != "" {
 				t.Fatalf("claims %+v", tk.access)
+			}
+			if got := tk.access.ExpiresAt.Sub(tk.access.IssuedAt); got != time.Duration(c.expiresIn)*time.Second {
+				t.Fatalf("the token lives %s, expires_in says %vs", got, c.expiresIn)
 			}
 		})
 	}

@@ -85,9 +85,10 @@ func putSecret(t *testing.T, cs kubernetes.Interface, ns, name, typ string, doc 
 
 // replica is one token server pod's index and resource endpoints.
 type replica struct {
-	ix     *index.Index
-	server *httptest.Server
-	stop   func()
+	ix      *index.Index
+	revoker *SecretRevoker
+	server  *httptest.Server
+	stop    func()
 }
 
 func startReplica(t *testing.T, cs kubernetes.Interface, ns string) *replica {
@@ -102,9 +103,10 @@ func startReplica(t *testing.T, cs kubernetes.Interface, ns string) *replica {
 		}
 	}()
 	r := mux.NewRouter()
-	New(Options{Index: ix, Issuer: issuer, Revoker: &SecretRevoker{Client: cs, Namespace: ns, Index: ix}}).Mount(r)
+	rv := &SecretRevoker{Client: cs, Namespace: ns, Index: ix}
+	New(Options{Index: ix, Issuer: issuer, Revoker: rv}).Mount(r)
 	srv := httptest.NewServer(r)
-	rep := &replica{ix: ix, server: srv}
+	rep := &replica{ix: ix, revoker: rv, server: srv}
 	var once sync.Once
 	rep.stop = func() { once.Do(func() { srv.Close(); cancel(); <-done }) }
 	t.Cleanup(rep.stop)
@@ -280,14 +282,14 @@ func TestSecretRevokerPrunesExpiredEntries(t *testing.T) {
 	clock := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
 	rv := &SecretRevoker{Client: cs, Namespace: ns, Now: func() time.Time { return clock }}
 	ctx := context.Background()
-	if err := rv.Revoke(ctx, "short", clock.Add(time.Minute)); err != nil {
+	if err := rv.Revoke(ctx, credstore.Revocation{ID: "short", ExpiresAt: clock.Add(time.Minute)}); err != nil {
 		t.Fatal(err)
 	}
-	if err := rv.Revoke(ctx, "long", clock.Add(time.Hour)); err != nil {
+	if err := rv.Revoke(ctx, credstore.Revocation{ID: "long", ExpiresAt: clock.Add(time.Hour)}); err != nil {
 		t.Fatal(err)
 	}
 	clock = clock.Add(2 * time.Minute)
-	if err := rv.Revoke(ctx, "later", clock.Add(time.Hour)); err != nil {
+	if err := rv.Revoke(ctx, credstore.Revocation{ID: "later", ExpiresAt: clock.Add(time.Hour)}); err != nil {
 		t.Fatal(err)
 	}
 	sec, err := cs.CoreV1().Secrets(ns).Get(ctx, credstore.RevocationsSecretName, metav1.GetOptions{})

@@ -94,13 +94,13 @@ func (f *fixture) snapshot() *index.Snapshot {
 }
 
 // Revoke implements Revoker in memory.
-func (f *fixture) Revoke(_ context.Context, id string, exp time.Time) error {
+func (f *fixture) Revoke(_ context.Context, r credstore.Revocation) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.failing {
 		return errors.New("api server unreachable")
 	}
-	f.revs = append(f.revs, credstore.Revocation{ID: id, ExpiresAt: exp})
+	f.revs = append(f.revs, r)
 	f.rebuild()
 	return nil
 }

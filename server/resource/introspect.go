@@ -24,8 +24,12 @@ type Introspection struct {
 	Iat       int64  `json:"iat,omitempty"`
 	Nbf       int64  `json:"nbf,omitempty"`
 	Sub       string `json:"sub,omitempty"`
-	Iss       string `json:"iss,omitempty"`
-	Jti       string `json:"jti,omitempty"`
+	// SubType is "client" or "user": whether sub is a client id or a username.
+	SubType string `json:"sub_type,omitempty"`
+	Iss     string `json:"iss,omitempty"`
+	// Aud is who the token is meant for: the client's spec.audiences, or the issuer.
+	Aud []string `json:"aud,omitempty"`
+	Jti string   `json:"jti,omitempty"`
 	// Sid and Device are tokensmith extensions for user sessions.
 	Sid    string `json:"sid,omitempty"`
 	Device string `json:"device,omitempty"`
@@ -87,11 +91,20 @@ func (h *Handlers) introspect(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteJSON(w, http.StatusOK, Introspection{Active: false})
 		return
 	}
-	httpx.WriteJSON(w, http.StatusOK, describe(claims))
+	httpx.WriteJSON(w, http.StatusOK, describe(claims, h.o.Issuer))
+}
+
+// audience is the token's "aud"; tokens minted before audiences existed
+// carry none and mean the issuer, the default audience.
+func audience(c *tokens.Claims, issuer string) []string {
+	if len(c.Audience) == 0 {
+		return []string{issuer}
+	}
+	return c.Audience
 }
 
 // describe is the introspection answer for an active token.
-func describe(c *tokens.Claims) Introspection {
+func describe(c *tokens.Claims, issuer string) Introspection {
 	out := Introspection{
 		Active:   true,
 		ClientID: c.ClientID,
@@ -100,6 +113,8 @@ func describe(c *tokens.Claims) Introspection {
 		Iat:      c.IssuedAt.Unix(),
 		Nbf:      c.IssuedAt.Unix(),
 		Sub:      c.Subject,
+		SubType:  c.SubjectType(),
+		Aud:      audience(c, issuer),
 		Iss:      c.Issuer,
 		Jti:      c.ID,
 		Sid:      c.SessionID,

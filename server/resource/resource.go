@@ -116,8 +116,10 @@ var (
 	errInvalidReq   = &Error{http.StatusBadRequest, "invalid_request", "The request is malformed."}
 	errClient       = &Error{http.StatusUnauthorized, "invalid_client", "Client authentication failed."}
 	errUnavailable  = &Error{http.StatusServiceUnavailable, "temporarily_unavailable", "The server cannot handle the request now; retry later."}
-	errTooMany      = &Error{http.StatusTooManyRequests, "temporarily_unavailable", "Too many requests; retry after the Retry-After delay."}
-	errServer       = &Error{http.StatusInternalServerError, "server_error", "The server encountered an unexpected condition."}
+	// errRevocationQuota answers only the client (or namespace) at its quota of live revocations.
+	errRevocationQuota = &Error{http.StatusServiceUnavailable, "temporarily_unavailable", "This client has too many live revocations; retry once some expire."}
+	errTooMany         = &Error{http.StatusTooManyRequests, "temporarily_unavailable", "Too many requests; retry after the Retry-After delay."}
+	errServer          = &Error{http.StatusInternalServerError, "server_error", "The server encountered an unexpected condition."}
 )
 
 type errorBody struct {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 
+	"github.com/tokensmith/tokensmith/internal/credstore"
 	"github.com/tokensmith/tokensmith/internal/keyset"
 	"github.com/tokensmith/tokensmith/server/tokens"
 )
@@ -67,11 +68,11 @@ func TestIntrospect(t *testing.T) {
 		status int
 		body   string
 	}{
-		{"describes an active client JWT", client, 200, fmt.Sprintf(`{"active":true,"client_id":"svc","scope":"read","token_type":"Bearer","exp":%d,"iat":%d,"nbf":%d,"sub":"svc","iss":%q,"jti":"jti-svc"}`+"\n", exp, iat, iat, issuer)},
-		{"describes an active opaque sk- token", opaque, 200, fmt.Sprintf(`{"active":true,"client_id":"svc","scope":"read","token_type":"Bearer","exp":%d,"iat":%d,"nbf":%d,"sub":"svc","iss":%q,"jti":"jti-opaque"}`+"\n", exp, iat, iat, issuer)},
-		{"describes a user's access token with the username", access, 200, fmt.Sprintf(`{"active":true,"client_id":"mobile","username":"alice","scope":"read write","token_type":"Bearer","exp":%d,"iat":%d,"nbf":%d,"sub":"alice","iss":%q,"jti":"at-sid-1","sid":"sid-1"}`+"\n", exp, iat, iat, issuer)},
-		{"describes a refresh token", refresh, 200, fmt.Sprintf(`{"active":true,"client_id":"mobile","username":"alice","scope":"read write","token_type":"refresh_token","exp":%d,"iat":%d,"nbf":%d,"sub":"alice","iss":%q,"jti":"rt-sid-1","sid":"sid-1"}`+"\n", now.Add(24*time.Hour).Unix(), iat, iat, issuer)},
-		{"describes a session dialect token", session, 200, fmt.Sprintf(`{"active":true,"client_id":"game","token_type":"session","exp":%d,"iat":%d,"nbf":%d,"sub":"game","iss":%q,"jti":"jti-session"}`+"\n", exp, iat, iat, issuer)},
+		{"describes an active client JWT", client, 200, fmt.Sprintf(`{"active":true,"client_id":"svc","scope":"read","token_type":"Bearer","exp":%d,"iat":%d,"nbf":%d,"sub":"svc","sub_type":"client","iss":%q,"aud":[%q],"jti":"jti-svc"}`+"\n", exp, iat, iat, issuer, issuer)},
+		{"describes an active opaque sk- token", opaque, 200, fmt.Sprintf(`{"active":true,"client_id":"svc","scope":"read","token_type":"Bearer","exp":%d,"iat":%d,"nbf":%d,"sub":"svc","sub_type":"client","iss":%q,"aud":[%q],"jti":"jti-opaque"}`+"\n", exp, iat, iat, issuer, issuer)},
+		{"describes a user's access token with the username", access, 200, fmt.Sprintf(`{"active":true,"client_id":"mobile","username":"alice","scope":"read write","token_type":"Bearer","exp":%d,"iat":%d,"nbf":%d,"sub":"alice","sub_type":"user","iss":%q,"aud":[%q],"jti":"at-sid-1","sid":"sid-1"}`+"\n", exp, iat, iat, issuer, issuer)},
+		{"describes a refresh token", refresh, 200, fmt.Sprintf(`{"active":true,"client_id":"mobile","username":"alice","scope":"read write","token_type":"refresh_token","exp":%d,"iat":%d,"nbf":%d,"sub":"alice","sub_type":"user","iss":%q,"aud":[%q],"jti":"rt-sid-1","sid":"sid-1"}`+"\n", now.Add(24*time.Hour).Unix(), iat, iat, issuer, issuer)},
+		{"describes a session dialect token", session, 200, fmt.Sprintf(`{"active":true,"client_id":"game","token_type":"session","exp":%d,"iat":%d,"nbf":%d,"sub":"game","sub_type":"client","iss":%q,"aud":[%q],"jti":"jti-session"}`+"\n", exp, iat, iat, issuer, issuer)},
 		{"answers a disabled user's token as inactive", disabled, 200, inactive},
 	}
 	for name, tok := range f.attacks() {
@@ -235,7 +236,7 @@ func TestVerify(t *testing.T) {
 	access, refresh := f.userTokens("sid-1")
 	session := f.mint(&tokens.Claims{Kind: tokens.Session, Subject: "game", ClientID: "game", ID: "jti-session"}, tokens.FormatHS512, "")
 	revoked, _ := f.clientToken(func(c *tokens.Claims) { c.ID = "jti-revoked" })
-	if err := f.Revoke(t.Context(), "jti-revoked", now.Add(time.Hour)); err != nil {
+	if err := f.Revoke(t.Context(), credstore.Revocation{ID: "jti-revoked", ExpiresAt: now.Add(time.Hour)}); err != nil {
 		t.Fatal(err)
 	}
 	type want struct {

@@ -2,18 +2,22 @@ package resource
 
 import (
 	"context"
+	"errors"
 	"net/http"
-	"time"
 
+	"github.com/tokensmith/tokensmith/internal/credstore"
+	"github.com/tokensmith/tokensmith/server/index"
 	"github.com/tokensmith/tokensmith/server/tokens"
 )
 
 // Revoker records a revocation durably, for every replica and across
 // restarts, and applies it to this replica at once.
 type Revoker interface {
-	// Revoke marks id (a token's jti or a session's sid) revoked until
-	// expiresAt, after which the entry may be pruned.
-	Revoke(ctx context.Context, id string, expiresAt time.Time) error
+	// Revoke marks r.ID (a token's jti or a session's sid) revoked until
+	// r.ExpiresAt, after which the entry may be pruned. r.Client and
+	// r.Namespace name the revoking OAuthClient, whose quota it counts
+	// against; ErrRevocationQuota means that quota is used up.
+	Revoke(ctx context.Context, r credstore.Revocation) error
 }
 
 // revoke is RFC 7009. Invalid, unknown, expired and foreign tokens all answer
@@ -40,6 +44,15 @@ func (h *Handlers) revoke(w http.ResponseWriter, r *http.Request) {
 			until = longest
 		}
 	}
+	// Only a token that could still become usable needs an entry: one
+	// already revoked (or whose session is), expired, issued for a deleted
+	// object, or from before a password change never will be again.
+	switch err := a.snap.Check(claims, a.now); {
+	case errors.Is(err, index.ErrRevoked), errors.Is(err, index.ErrExpired),
+		errors.Is(err, index.ErrOtherObject), errors.Is(err, index.ErrCredentialsChanged):
+		revoked(w)
+		return
+	}
 	if a.snap.Revoked(id) {
 		revoked(w)
 		return
@@ -49,7 +62,15 @@ func (h *Handlers) revoke(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errUnavailable)
 		return
 	}
-	if err := h.o.Revoker.Revoke(r.Context(), id, until); err != nil {
+	entry := credstore.Revocation{ID: id, ExpiresAt: until, Client: a.client.ClientID, Namespace: a.client.Namespace}
+	if err := h.o.Revoker.Revoke(r.Context(), entry); err != nil {
+		if errors.Is(err, ErrRevocationQuota) {
+			// This client's (or namespace's) quota only: other clients are unaffected.
+			h.o.Logger.Info("revocation refused: the client's quota of live revocations is used up",
+				"client", a.client.ClientID, "namespace", a.client.Namespace, "perClient", MaxRevocationsPerClient, "perNamespace", MaxRevocationsPerNamespace)
+			writeError(w, errRevocationQuota)
+			return
+		}
 		h.o.Logger.Error(err, "recording a revocation failed", "client", a.client.ClientID, "kind", string(claims.Kind))
 		writeError(w, errUnavailable)
 		return

@@ -2,6 +2,7 @@ package resource
 
 import (
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/tokensmith/tokensmith/server/tokens"
@@ -12,15 +13,24 @@ const (
 	HeaderSubject = "X-Auth-Subject"
 	HeaderClient  = "X-Auth-Client"
 	HeaderScopes  = "X-Auth-Scopes"
+	// HeaderSubjectType is "client" or "user": X-Auth-Subject is a client id
+	// or a username, and the same string may be both.
+	HeaderSubjectType = "X-Auth-Subject-Type"
 )
 
 // verify is forward-auth: 200 with the X-Auth-* headers for an active access
-// token carrying every scope in ?scope=, 401 (RFC 6750 3.1) otherwise, 403
-// for missing scopes. The body is always empty: ingress controllers look at
+// token carrying every scope in ?scope= and meant for ?audience= (when
+// given), 401 (RFC 6750 3.1) otherwise, 403 for missing scopes. The body is always empty: ingress controllers look at
 // the status and headers only.
 func (h *Handlers) verify(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	required, ok := requiredScopes(r)
+	if !ok {
+		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_request"`)
+		w.WriteHeader(http.StatusBadRequest)
+		return
+	}
+	wantAudience, ok := requiredAudience(r)
 	if !ok {
 		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_request"`)
 		w.WriteHeader(http.StatusBadRequest)
@@ -40,7 +50,8 @@ func (h *Handlers) verify(w http.ResponseWriter, r *http.Request) {
 	}
 	now := h.o.Now()
 	claims, err := snap.Keyring().Verify(token, h.o.Issuer, now)
-	if err != nil || claims.Kind != tokens.Access || !snap.Active(claims, now) {
+	if err != nil || claims.Kind != tokens.Access || !snap.Active(claims, now) ||
+		(wantAudience != "" && !slices.Contains(audience(claims, h.o.Issuer), wantAudience)) {
 		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
 		w.WriteHeader(http.StatusUnauthorized)
 		return
@@ -51,6 +62,7 @@ func (h *Handlers) verify(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set(HeaderSubject, claims.Subject)
+	w.Header().Set(HeaderSubjectType, claims.SubjectType())
 	w.Header().Set(HeaderClient, claims.ClientID)
 	w.Header().Set(HeaderScopes, claims.ScopeString())
 	w.WriteHeader(http.StatusOK)
@@ -97,6 +109,24 @@ func isB64Token(t string) bool {
 		}
 	}
 	return true
+}
+
+// requiredAudience reads ?audience=: at most one, printable ASCII, at most
+// 512 bytes (the OAuthClient API's bound on an audience).
+func requiredAudience(r *http.Request) (string, bool) {
+	vs := r.URL.Query()["audience"]
+	switch {
+	case len(vs) == 0:
+		return "", true
+	case len(vs) > 1 || len(vs[0]) == 0 || len(vs[0]) > 512:
+		return "", false
+	}
+	for i := 0; i < len(vs[0]); i++ {
+		if c := vs[0][i]; c < 0x21 || c > 0x7e {
+			return "", false
+		}
+	}
+	return vs[0], true
 }
 
 // requiredScopes reads ?scope= (space separated, may repeat). ok is false

@@ -25,7 +25,7 @@ const Path = "/api/auth/session/{client_id}"
 const Grant = "session"
 
 // DefaultTTL is a session token's lifetime when the client sets no accessTokenTTL.
-const DefaultTTL = time.Hour
+const DefaultTTL = tokens.DefaultClientTTL
 
 // Alg is the signature algorithm of session tokens.
 type Alg string
@@ -119,6 +119,8 @@ func (h *Handler) serve(r *http.Request) (string, error) {
 		Scope:     c.Scopes,
 		IssuedAt:  now,
 		ExpiresAt: now.Add(httpx.TTL(time.Duration(c.AccessTokenTTL), DefaultTTL)),
+		Binding:   index.Binding(c, nil),
+		Audience:  c.Audience(h.deps.Issuer),
 	}
 	format := tokens.FormatHS512
 	if h.alg == ES256 {
@@ -171,7 +173,9 @@ func parseBody(r *http.Request) (key, secret string, err error) {
 	if err := dec.Decode(&req); err != nil {
 		return "", "", errBadJSON
 	}
-	if dec.More() {
+	// Nothing but white space may follow the object. dec.More would miss a
+	// trailing "}" or "]", which it reads as the end of an enclosing value.
+	if len(bytes.TrimSpace(b[dec.InputOffset():])) != 0 {
 		return "", "", errBadJSON
 	}
 	if req.APIKey == nil || req.Secret == nil || *req.APIKey == "" || *req.Secret == "" {

@@ -2,6 +2,7 @@ package tokens
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"strings"
 	"time"
@@ -35,6 +36,49 @@ type Claims struct {
 	// Generation is the user's credential generation when the token was issued;
 	// a password change or disabling makes older generations fail.
 	Generation int64
+	// Binding ties the token to the OAuthClient object (and for user tokens
+	// the User object) it was issued for, not only to their names: see
+	// Binding. Empty in tokens minted before bindings existed.
+	Binding string
+	// Audience is "aud": who the token is meant for. Tokens minted before
+	// audiences existed have none, which resource servers read as the issuer.
+	Audience []string
+}
+
+// Subject types: what kind of principal a token's subject names. A client id
+// and a username may be equal strings; the type keeps them apart.
+const (
+	SubjectClient = "client"
+	SubjectUser   = "user"
+)
+
+// SubjectType says whether Subject is a username ("user", tokens of a login,
+// which carry a session id) or a client id ("client").
+func (c *Claims) SubjectType() string {
+	if c.SessionID != "" {
+		return SubjectUser
+	}
+	return SubjectClient
+}
+
+// Binding returns the value a token carries to name the objects it was
+// issued for: a digest of the OAuthClient's metadata.uid and, for user tokens,
+// the User's. A deleted and re-created object (even under the same name,
+// client id or username) has a new uid, so tokens of the old one no longer
+// match. It is "" when either uid is unknown (a verifier written by a
+// controller that predates bindings). The uids are not secret; the digest
+// only keeps tokens short and keeps cluster uids out of them.
+func Binding(clientUID, userUID string, user bool) string {
+	if clientUID == "" || (user && userUID == "") {
+		return ""
+	}
+	h := sha256.New()
+	h.Write([]byte("tokensmith/v1/binding\x00"))
+	h.Write([]byte(clientUID))
+	h.Write([]byte{0})
+	h.Write([]byte(userUID))
+	sum := h.Sum(nil)
+	return base64.RawURLEncoding.EncodeToString(sum[:16])
 }
 
 // ScopeString joins the scopes with spaces, as OAuth 2.0 writes them.

@@ -19,6 +19,10 @@ type jwtClaims struct {
 	SessionID  string `json:"sid,omitempty"`
 	Device     string `json:"device,omitempty"`
 	Generation int64  `json:"gen,omitempty"`
+	// Binding: see Claims.Binding.
+	Binding string `json:"bnd,omitempty"`
+	// SubjectType is "client" or "user": a client id and a username may be the same string.
+	SubjectType string `json:"sub_type,omitempty"`
 	// Use distinguishes access, refresh and session tokens; the header's typ says the same for access tokens (RFC 9068).
 	Use string `json:"token_use"`
 }
@@ -41,13 +45,16 @@ func (kr *Keyring) signJWT(c *Claims, alg keyset.Algorithm) (string, error) {
 			NotBefore: jwt.NewNumericDate(c.IssuedAt),
 			ExpiresAt: jwt.NewNumericDate(c.ExpiresAt),
 			ID:        c.ID,
+			Audience:  jwt.ClaimStrings(c.Audience),
 		},
-		ClientID:   c.ClientID,
-		Scope:      c.ScopeString(),
-		SessionID:  c.SessionID,
-		Device:     c.Device,
-		Generation: c.Generation,
-		Use:        string(c.Kind),
+		ClientID:    c.ClientID,
+		Scope:       c.ScopeString(),
+		SessionID:   c.SessionID,
+		Device:      c.Device,
+		Generation:  c.Generation,
+		Binding:     c.Binding,
+		SubjectType: c.SubjectType(),
+		Use:         string(c.Kind),
 	}
 	var t *jwt.Token
 	var key any
@@ -118,6 +125,8 @@ func (kr *Keyring) verifyJWT(token, issuer string, now time.Time, leeway time.Du
 		SessionID:  wire.SessionID,
 		Device:     wire.Device,
 		Generation: wire.Generation,
+		Binding:    wire.Binding,
+		Audience:   []string(wire.Audience),
 	}
 	if wire.Scope != "" {
 		c.Scope = strings.Fields(wire.Scope)

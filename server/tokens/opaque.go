@@ -38,6 +38,8 @@ type opaquePayload struct {
 	SessionID  string   `json:"sid,omitempty"`
 	Device     string   `json:"d,omitempty"`
 	Generation int64    `json:"g,omitempty"`
+	Binding    string   `json:"b,omitempty"`
+	Audience   []string `json:"a,omitempty"`
 }
 
 const nonceLen = 12
@@ -64,7 +66,7 @@ func (kr *Keyring) sealOpaque(c *Claims, prefix string) (string, error) {
 	payload, err := json.Marshal(opaquePayload{
 		Kind: c.Kind, Issuer: c.Issuer, Subject: c.Subject, ClientID: c.ClientID, Scope: c.Scope,
 		IssuedAt: c.IssuedAt.Unix(), ExpiresAt: c.ExpiresAt.Unix(), ID: c.ID,
-		SessionID: c.SessionID, Device: c.Device, Generation: c.Generation,
+		SessionID: c.SessionID, Device: c.Device, Generation: c.Generation, Binding: c.Binding, Audience: c.Audience,
 	})
 	if err != nil {
 		return "", err
@@ -102,7 +104,7 @@ func (kr *Keyring) openOpaque(token, issuer string, now time.Time, leeway time.D
 	c := &Claims{
 		Kind: p.Kind, Issuer: p.Issuer, Subject: p.Subject, ClientID: p.ClientID, Scope: p.Scope,
 		IssuedAt: time.Unix(p.IssuedAt, 0).UTC(), ExpiresAt: time.Unix(p.ExpiresAt, 0).UTC(), ID: p.ID,
-		SessionID: p.SessionID, Device: p.Device, Generation: p.Generation,
+		SessionID: p.SessionID, Device: p.Device, Generation: p.Generation, Binding: p.Binding, Audience: p.Audience,
 	}
 	if c.Issuer != issuer {
 		return nil, errors.New("tokens: token of another issuer")

@@ -47,6 +47,7 @@ func claims(kind tokens.Kind) *tokens.Claims {
 	return &tokens.Claims{
 		Kind: kind, Issuer: issuer, Subject: "alice", ClientID: "mobile", Scope: []string{"read", "write"},
 		IssuedAt: now, ExpiresAt: now.Add(time.Hour), SessionID: "sid-1", Device: "Pixel 9", Generation: 3,
+		Binding: tokens.Binding("uid-client", "uid-user", true), Audience: []string{"https://api.example.test", "billing"},
 	}
 }
 
@@ -91,7 +92,8 @@ func TestRoundTrip(t *testing.T) {
 			want.IssuedAt = now // whole seconds
 			if got.Kind != want.Kind || got.Issuer != want.Issuer || got.Subject != want.Subject || got.ClientID != want.ClientID ||
 				got.ScopeString() != want.ScopeString() || !got.IssuedAt.Equal(want.IssuedAt) || !got.ExpiresAt.Equal(want.ExpiresAt) ||
-				got.ID == "" || got.ID != in.ID || got.SessionID != want.SessionID || got.Device != want.Device || got.Generation != want.Generation {
+				got.ID == "" || got.ID != in.ID || got.SessionID != want.SessionID || got.Device != want.Device || got.Generation != want.Generation ||
+				got.Binding != want.Binding || got.Binding == "" || strings.Join(got.Audience, " ") != strings.Join(want.Audience, " ") {
 				t.Fatalf("got %+v\nwant %+v", got, want)
 			}
 		})

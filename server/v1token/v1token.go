@@ -8,6 +8,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/tokensmith/tokensmith/server/clientauth"
+	"github.com/tokensmith/tokensmith/server/index"
 	"github.com/tokensmith/tokensmith/server/internal/httpx"
 	"github.com/tokensmith/tokensmith/server/tokens"
 )
@@ -20,7 +21,7 @@ const (
 	// Grant is the OAuthClient grant type this dialect requires.
 	Grant = "client_credentials"
 	// DefaultTTL is expires_in when the client sets no accessTokenTTL.
-	DefaultTTL = time.Hour
+	DefaultTTL = tokens.DefaultClientTTL
 )
 
 // Handler serves the v1 token endpoint.
@@ -107,6 +108,8 @@ func (h *Handler) serve(r *http.Request) (*response, error) {
 		Scope:     c.Scopes,
 		IssuedAt:  now,
 		ExpiresAt: now.Add(ttl),
+		Binding:   index.Binding(c, nil),
+		Audience:  c.Audience(h.deps.Issuer),
 	}
 	format, prefix := tokens.FormatES256, ""
 	if c.TokenFormat == "opaque" {

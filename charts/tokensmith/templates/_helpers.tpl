@@ -122,6 +122,20 @@ Call with (dict "ctx" $ "component" "server" "constraints" .Values.server.topolo
 {{- end }}
 
 {{/* POD_NAMESPACE from the downward API: both binaries default their namespace to it. */}}
+{{/*
+The container's memory limit (argument: the container name). The binary sets
+GOMEMLIMIT to 90% of it and sizes its argon2id work (19 MiB each) to fit;
+without it the runtime knows nothing of the limit and the work admitted grows
+with the node's cores.
+*/}}
+{{- define "tokensmith.memoryLimitEnv" -}}
+- name: TOKENSMITH_MEMORY_LIMIT
+  valueFrom:
+    resourceFieldRef:
+      containerName: {{ . }}
+      resource: limits.memory
+{{- end }}
+
 {{- define "tokensmith.podNamespaceEnv" -}}
 - name: POD_NAMESPACE
   valueFrom:
