@@ -127,7 +127,7 @@ func TestSlotsFollowTheMemoryLimit(t *testing.T) {
 			if got != c.want {
 				t.Fatalf("Slots = %d, want %d", got, c.want)
 			}
-			if !(c.limit == math.MaxInt64) && int64(got)*int64(c.p.MemoryKiB)*1024*int64(c.p.Parallelism) > c.limit/100*MemoryShare && got > 1 {
+			if c.limit != math.MaxInt64 && int64(got)*int64(c.p.MemoryKiB)*1024*int64(c.p.Parallelism) > c.limit/100*MemoryShare && got > 1 {
 				t.Fatalf("%d slots exceed %d%% of the limit", got, MemoryShare)
 			}
 		})

@@ -97,7 +97,7 @@ func (s *Snapshot) Check(c *tokens.Claims, now time.Time) error {
 		return ErrUnknownUser
 	case !boundTo(c, client, u):
 		return ErrOtherObject
-	case c.Kind != tokens.Refresh && !(subset(c.Scope, client.Scopes) && subset(c.Scope, u.Scopes)):
+	case c.Kind != tokens.Refresh && (!subset(c.Scope, client.Scopes) || !subset(c.Scope, u.Scopes)):
 		// A refresh token stays usable: the refresh grant narrows what it
 		// mints to the scopes the client and user have now.
 		return ErrScopeWithdrawn

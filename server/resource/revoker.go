@@ -106,7 +106,7 @@ func (s *SecretRevoker) Revoke(ctx context.Context, rev credstore.Revocation) er
 	s.pending = append(s.pending, req)
 	if !s.flushing {
 		s.flushing = true
-		go s.flush()
+		go s.flush() //nolint:gosec // G118: one write serves a batch of requests, so it outlives each of them; writeTimeout bounds it
 	}
 	s.mu.Unlock()
 	select {
