@@ -17,22 +17,15 @@ const (
 	containerdSock = "/run/containerd/containerd.sock"
 )
 
-// hostPaths are the directories kubelet, containerd and the CNI plugins write
-// to by fixed path. In the node's mount namespace each is a bind mount of a
-// directory under the cluster's work directory, so nothing lands on the host.
-var hostPaths = []string{
-	"/var/lib/kubelet",
-	"/var/lib/containerd",
-	"/run/containerd",
-	"/var/lib/cni",
-	"/etc/cni/net.d",
-	"/var/log/pods",
-	"/var/log/containers",
-	"/run/netns",
-	"/opt/containerd",
-	"/etc/kubernetes",
-	"/usr/libexec/kubernetes",
-}
+// privateDirs are the host directories under which kubelet, containerd, runc
+// and the CNI plugins write by fixed path (/var/lib/kubelet, /var/lib/cni,
+// /run/containerd, /run/netns, /var/log/pods, ...). In the node's mount
+// namespace each is covered by a bind mount of a directory under the work
+// directory, so nothing lands on the host. They all exist on every host: a
+// mount point made on the host for a node could be removed by another node's
+// teardown while this one runs, and the kernel then detaches this node's mount
+// from under it.
+var privateDirs = []string{"/var/lib", "/run", "/var/log"}
 
 // hostSysctls are kernel settings that are global, not per network namespace,
 // and that kubelet or kube-proxy write when they start (kubelet's
@@ -58,7 +51,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
   address = %q
 
 [plugins."io.containerd.internal.v1.opt"]
-  path = "/opt/containerd"
+  path = "/var/lib/containerd-opt"
 
 [plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = %q
@@ -75,7 +68,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
         SystemdCgroup = false
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "/usr/lib/cni"
-    conf_dir = "/etc/cni/net.d"
+    conf_dir = "/var/lib/cni/net.d"
 `, containerdSock, PauseImage)
 }
 
@@ -135,6 +128,7 @@ imageGCLowThresholdPercent: 99
 syncFrequency: 10s
 nodeStatusReportFrequency: 10s
 shutdownGracePeriod: 0s
+volumePluginDir: /var/lib/kubelet/volume-plugins
 `, containerdSock, NodeIP, pkiDir)
 }
 

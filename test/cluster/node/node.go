@@ -60,7 +60,6 @@ type Cluster struct {
 	pki       *pki
 	procs     []*proc
 	cgroups   map[string]bool
-	madeDirs  []string
 	// Kubeconfig is an admin kubeconfig for the API server at NodeIP; use it
 	// with RESTConfig's dialer, or from inside the node's namespaces.
 	Kubeconfig string
@@ -239,14 +238,8 @@ func (c *Cluster) makeMountns(context.Context) error {
 	}
 	var script strings.Builder
 	script.WriteString("set -e\n")
-	for _, p := range hostPaths {
-		if _, err := os.Stat(p); errors.Is(err, os.ErrNotExist) {
-			if err := os.MkdirAll(p, 0o755); err != nil {
-				return err
-			}
-			c.madeDirs = append(c.madeDirs, p)
-		}
-		dir := c.path("root", strings.ReplaceAll(strings.TrimPrefix(p, "/"), "/", "_"))
+	for _, p := range privateDirs {
+		dir := c.path("root", strings.TrimPrefix(p, "/"))
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return err
 		}
@@ -266,7 +259,7 @@ func (c *Cluster) makeMountns(context.Context) error {
 		}
 		fmt.Fprintf(&script, "mount --bind %q %q\n", file, "/proc/sys/"+s)
 	}
-	fmt.Fprintf(&script, "cp %q /etc/cni/net.d/\n", c.path("cni", "10-bridge.conflist"))
+	fmt.Fprintf(&script, "mkdir -p /var/lib/cni/net.d && cp %q /var/lib/cni/net.d/\n", c.path("cni", "10-bridge.conflist"))
 	return run("nsenter", "--mount="+c.mntnsPath, "--net="+c.netnsPath, "--", "sh", "-c", script.String())
 }
 

@@ -118,10 +118,6 @@ func (c *Cluster) Stop() {
 			_ = run("ip", "netns", "delete", c.cfg.Name)
 		}
 	}
-	for i := len(c.madeDirs) - 1; i >= 0; i-- {
-		_ = os.Remove(c.madeDirs[i]) // only if still empty
-	}
-	c.madeDirs = nil
 	if c.cfg.Dir != "" {
 		_ = os.RemoveAll(c.cfg.Dir)
 	}
