@@ -250,12 +250,20 @@ func TestClaimRecordsFollowTheirHolder(t *testing.T) {
 		{Namespace: serverNamespace, Name: claimRecordName(claimKindClient, claimClientID(oc.Status.ClientID))},
 		{Namespace: serverNamespace, Name: claimRecordName(claimKindClient, claimNumericID(n))},
 	}
-	for _, k := range keys {
-		rec := getSecret(t, k.Namespace, k.Name)
-		if rec.Labels[credstore.LabelSecretType] != "" || rec.Labels[labelClaimOwner] != string(oc.UID) || len(rec.Data) != 0 {
-			t.Fatalf("claim record %s: labels %v, %d data keys", k.Name, rec.Labels, len(rec.Data))
+	// A generated client id is claimed by the reconcile after the one that
+	// issued it (the holder's verifier guards it meanwhile), so wait for it.
+	eventually(t, func() error {
+		for _, k := range keys {
+			rec := &corev1.Secret{}
+			if err := k8s.Get(ctx, k, rec); err != nil {
+				return err
+			}
+			if rec.Labels[credstore.LabelSecretType] != "" || rec.Labels[labelClaimOwner] != string(oc.UID) || len(rec.Data) != 0 {
+				t.Fatalf("claim record %s: labels %v, %d data keys", k.Name, rec.Labels, len(rec.Data))
+			}
 		}
-	}
+		return nil
+	})
 	if err := k8s.Delete(ctx, oc); err != nil {
 		t.Fatal(err)
 	}
