@@ -466,3 +466,10 @@ func (c *Cluster) CoveredSysctls() map[string]string {
 	}
 	return m
 }
+
+// KillContainer sends SIGKILL to a container's process through containerd, as
+// an OOM kill or a crash would end it; kubelet sees it exit and restarts it.
+// id is a pod status's containerID without its "containerd://" prefix.
+func (c *Cluster) KillContainer(id string) error {
+	return c.nsRun("ctr", "--address", containerdSock, "-n", "k8s.io", "tasks", "kill", "--signal", "SIGKILL", id)
+}
