@@ -18,11 +18,11 @@ import (
 	"helm.sh/helm/v3/pkg/chart/loader"
 	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	apiextensions "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
 	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	authv1alpha1 "github.com/tokensmith/tokensmith/api/v1alpha1"
 	"github.com/tokensmith/tokensmith/internal/ociimage"
@@ -426,8 +426,8 @@ func crdUIDs(ctx context.Context, t *testing.T, k kube) map[string]types.UID {
 	t.Helper()
 	uids := map[string]types.UID{}
 	for _, n := range []string{"oauthclients.auth.tokensmith.io", "users.auth.tokensmith.io"} {
-		var crd apiextensionsv1.CustomResourceDefinition
-		if err := k.c.Get(ctx, client.ObjectKey{Name: n}, &crd); err != nil {
+		crd, err := apiextensions.NewForConfigOrDie(k.cfg).ApiextensionsV1().CustomResourceDefinitions().Get(ctx, n, metav1.GetOptions{})
+		if err != nil {
 			t.Fatal(err)
 		}
 		uids[n] = crd.UID
@@ -441,8 +441,8 @@ func crdUIDs(ctx context.Context, t *testing.T, k kube) map[string]types.UID {
 func checkCRDsUpgradedInPlace(ctx context.Context, t *testing.T, k kube, before map[string]types.UID) {
 	t.Helper()
 	for n, uid := range before {
-		var crd apiextensionsv1.CustomResourceDefinition
-		if err := k.c.Get(ctx, client.ObjectKey{Name: n}, &crd); err != nil {
+		crd, err := apiextensions.NewForConfigOrDie(k.cfg).ApiextensionsV1().CustomResourceDefinitions().Get(ctx, n, metav1.GetOptions{})
+		if err != nil {
 			t.Fatal(err)
 		}
 		if crd.UID != uid {
