@@ -164,7 +164,9 @@ func (g *loadGen) send(ctx context.Context, d string) (string, bool) {
 		path, body = "/oauth/token", url.Values{"grant_type": {"password"}, "username": {c.username}, "password": {c.password}, "scope": {"profile"}}.Encode()
 		basic = [2]string{c.mobileID, c.mobileSecret}
 	case "device-login":
-		path, ctype = "/v1/oauth/?"+url.Values{"username": {c.username}, "password": {c.password}, "device-info": {"load"}}.Encode(), ""
+		// The device issueEveryDialect logged in first: a new one would be
+		// recorded in the user's verifier, a change the scenarios would see.
+		path, ctype = "/v1/oauth/?"+url.Values{"username": {c.username}, "password": {c.password}, "device-info": {"cluster-test"}}.Encode(), ""
 	}
 	req, err := http.NewRequestWithContext(ctx, method, g.base+path, strings.NewReader(body))
 	if err != nil {
