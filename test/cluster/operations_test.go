@@ -3,12 +3,14 @@ package cluster
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -101,6 +103,7 @@ func TestOperationsUnderLoad(t *testing.T) {
 			issued := svc.issueEveryDialect(t, creds, true)
 			legacyCreds := clientCredentials(ctx, t, k, legacy)
 			legacyToken := svc.v1Token(t, legacyCreds)
+			waitDeviceKnown(ctx, t, k, "cluster-test")
 			crdsBefore := crdUIDs(ctx, t, k)
 			before := secretData(ctx, t, k)
 
@@ -420,6 +423,35 @@ func (s *tokenService) checkActive(t *testing.T, c credentials, name, tok string
 	if code != http.StatusOK || body["active"] != true {
 		t.Errorf("%s token issued before the upgrade: %d active=%v", name, code, body["active"])
 	}
+}
+
+// waitDeviceKnown waits until the controller has mirrored a device login into
+// alice's verifier (knownDevices), a change that follows a first login by
+// about a second and would otherwise land in the middle of a comparison.
+func waitDeviceKnown(ctx context.Context, t *testing.T, k kube, device string) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) {
+		list, err := k.cs.CoreV1().Secrets(namespace).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range list.Items {
+			if !strings.HasPrefix(s.Name, "user-"+appNamespace+"-alice-") {
+				continue
+			}
+			var v struct {
+				KnownDevices []string `json:"knownDevices"`
+			}
+			for _, data := range s.Data {
+				if json.Unmarshal(data, &v) == nil && slices.Contains(v.KnownDevices, device) {
+					return
+				}
+			}
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	t.Fatalf("alice's verifier does not list device %q after a minute", device)
 }
 
 func crdUIDs(ctx context.Context, t *testing.T, k kube) map[string]types.UID {
