@@ -233,6 +233,7 @@ func connError(err error) string {
 // window summarises the requests started in [from, to).
 type window struct {
 	name             string
+	from, to         time.Time
 	sent, failed     int
 	retried          int
 	p50, p99, max    time.Duration
@@ -243,7 +244,7 @@ type window struct {
 func (g *loadGen) window(name string, from, to time.Time) window {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	w := window{name: name, reasons: map[string]int{}}
+	w := window{name: name, from: from, to: to, reasons: map[string]int{}}
 	var lat []time.Duration
 	for _, r := range g.results {
 		if r.at.Before(from) || !r.at.Before(to) {
@@ -272,13 +273,19 @@ func (g *loadGen) window(name string, from, to time.Time) window {
 	return w
 }
 
+// rate is the requests per second the window saw.
+func (w window) rate() float64 {
+	return float64(w.sent) / w.to.Sub(w.from).Seconds()
+}
+
 func (w window) String() string {
 	var reasons []string
 	for r, n := range w.reasons {
 		reasons = append(reasons, fmt.Sprintf("%d× %s", n, r))
 	}
 	sort.Strings(reasons)
-	s := fmt.Sprintf("%s: %d requests, %d failed, p50 %s, p99 %s, max %s", w.name, w.sent, w.failed,
+	s := fmt.Sprintf("%s: %d requests in %s (%.0f/s), %d failed, p50 %s, p99 %s, max %s", w.name, w.sent,
+		w.to.Sub(w.from).Round(time.Second), w.rate(), w.failed,
 		w.p50.Round(100*time.Microsecond), w.p99.Round(100*time.Microsecond), w.max.Round(time.Millisecond))
 	if w.retried > 0 {
 		s += fmt.Sprintf(", %d retried once", w.retried)
