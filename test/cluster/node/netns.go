@@ -23,7 +23,7 @@ func (c *Cluster) DialContext(ctx context.Context, network, addr string) (net.Co
 	done := make(chan result, 1)
 	go func() {
 		runtime.LockOSThread()
-		conn, err, restored := c.dialInNamespace(ctx, network, addr)
+		conn, restored, err := c.dialInNamespace(ctx, network, addr)
 		if restored {
 			// Only a thread back in the host's namespace may run other goroutines;
 			// one that could not switch back exits with this goroutine.
@@ -35,19 +35,19 @@ func (c *Cluster) DialContext(ctx context.Context, network, addr string) (net.Co
 	return r.conn, r.err
 }
 
-func (c *Cluster) dialInNamespace(ctx context.Context, network, addr string) (conn net.Conn, err error, restored bool) {
+func (c *Cluster) dialInNamespace(ctx context.Context, network, addr string) (conn net.Conn, restored bool, err error) {
 	host, err := os.Open("/proc/thread-self/ns/net")
 	if err != nil {
-		return nil, err, true
+		return nil, true, err
 	}
 	defer host.Close()
 	node, err := os.Open(c.netnsPath)
 	if err != nil {
-		return nil, err, true
+		return nil, true, err
 	}
 	defer node.Close()
 	if err := unix.Setns(int(node.Fd()), unix.CLONE_NEWNET); err != nil {
-		return nil, fmt.Errorf("entering the node's network namespace: %w", err), true
+		return nil, true, fmt.Errorf("entering the node's network namespace: %w", err)
 	}
 	// The socket is created (and connect started) on this locked thread; an IP
 	// address needs no resolver goroutine.
@@ -56,7 +56,7 @@ func (c *Cluster) dialInNamespace(ctx context.Context, network, addr string) (co
 		if conn != nil {
 			_ = conn.Close()
 		}
-		return nil, fmt.Errorf("leaving the node's network namespace: %w", serr), false
+		return nil, false, fmt.Errorf("leaving the node's network namespace: %w", serr)
 	}
-	return conn, err, true
+	return conn, true, err
 }

@@ -40,7 +40,7 @@ func (c *Cluster) waitHTTP(ctx context.Context, name, path string, timeout time.
 			return err
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("%s not ready within %s (last: %v)", name, timeout, err)
+			return fmt.Errorf("%s not ready within %s (last: %w)", name, timeout, err)
 		}
 		select {
 		case <-ctx.Done():
