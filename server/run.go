@@ -28,7 +28,13 @@ type RunOptions struct {
 	// Listen serves the token APIs (":4000"); AdminListen serves /healthz,
 	// /readyz and /metrics (":9090").
 	Listen, AdminListen string
-	// ShutdownTimeout bounds the graceful shutdown; default 10s.
+	// DrainDelay is how long the server keeps serving after ctx ends (SIGTERM)
+	// before it stops accepting connections: /readyz fails at once and every
+	// answer says "Connection: close", so pooled client connections move to
+	// other replicas. 0: shut down at once.
+	DrainDelay time.Duration
+	// ShutdownTimeout bounds the graceful shutdown (http.Server.Shutdown, after
+	// DrainDelay): in-flight requests get this long to finish; default 10s.
 	ShutdownTimeout time.Duration
 	// Lockout is the per-user lockout policy; the zero value is the default
 	// policy, a negative Threshold turns the lockout off.
@@ -111,6 +117,14 @@ func Run(ctx context.Context, cfg *rest.Config, o RunOptions) error {
 	var serveErr error
 	select {
 	case <-ctx.Done():
+		s.Drain()
+		if o.DrainDelay > 0 {
+			o.Logger.Info("draining: not ready, closing client connections after their next answer", "for", o.DrainDelay.String())
+			select {
+			case <-time.After(o.DrainDelay):
+			case serveErr = <-errs:
+			}
+		}
 	case serveErr = <-errs:
 	}
 	shutdownCtx, stop := context.WithTimeout(context.WithoutCancel(ctx), o.ShutdownTimeout)

@@ -77,7 +77,7 @@ func TestRunServesFromSecretsAndShutsDownGracefully(t *testing.T) {
 	go func() {
 		done <- Run(runCtx, cfg, RunOptions{
 			Options:   Options{Issuer: "https://tokensmith.test", Logger: testr.New(t), Login: loginCheap()},
-			Namespace: ns, Listen: listen, AdminListen: admin,
+			Namespace: ns, Listen: listen, AdminListen: admin, DrainDelay: 2 * time.Second,
 		})
 	}()
 	status := func(method, u, body string) (int, string) {
@@ -132,7 +132,26 @@ func TestRunServesFromSecretsAndShutsDownGracefully(t *testing.T) {
 		}
 	}
 
+	// A keep-alive client's pooled connection, open before the shutdown.
+	keepAlive := &http.Client{Transport: &http.Transport{}}
+	issue := func() *http.Response {
+		resp, err := keepAlive.Post(tokenURL, "application/x-www-form-urlencoded", strings.NewReader(url.Values{"client_id": {"a"}, "client_secret": {"secret-a"}}.Encode()))
+		if err != nil {
+			t.Fatalf("during the drain: %v", err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp
+	}
+	if resp := issue(); resp.Close {
+		t.Fatal("a response closes its connection before shutdown")
+	}
 	cancel()
+	// The drain: not ready at once, still serving, every answer closing its connection.
+	eventually("readiness to fail after SIGTERM", func() bool { c, _ := status("GET", "http://"+admin+"/readyz", ""); return c == 503 })
+	if resp := issue(); resp.StatusCode != 200 || !resp.Close {
+		t.Fatalf("during the drain: %d, Connection: close=%v; want 200 closing the connection", resp.StatusCode, resp.Close)
+	}
 	select {
 	case err := <-done:
 		if err != nil {

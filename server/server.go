@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -67,6 +68,9 @@ type Server struct {
 	limits  *limits
 	handler http.Handler
 	admin   http.Handler
+	// draining is set once shutdown began: /readyz fails and every answer
+	// closes its connection, so clients leave this replica before it stops.
+	draining atomic.Bool
 }
 
 // New checks o and builds the handlers.
@@ -139,8 +143,18 @@ func (s *Server) Handler() http.Handler { return s.handler }
 // AdminHandler serves /healthz, /readyz and /metrics.
 func (s *Server) AdminHandler() http.Handler { return s.admin }
 
-// Ready reports whether the index has synced and holds a complete keyring.
+// Drain starts the shutdown: from now on /readyz answers 503 and every
+// response carries "Connection: close", so a client with a pooled keep-alive
+// connection opens a new one (through the Service, to another replica) for its
+// next request instead of finding this one closed under it.
+func (s *Server) Drain() { s.draining.Store(true) }
+
+// Ready reports whether the index has synced and holds a complete keyring,
+// and shutdown has not begun.
 func (s *Server) Ready() bool {
+	if s.draining.Load() {
+		return false
+	}
 	if s.o.Index != nil && !s.o.Index.Ready() {
 		return false
 	}
@@ -181,6 +195,9 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 			id = newRequestID()
 		}
 		w.Header().Set("X-Request-Id", id)
+		if s.draining.Load() {
+			w.Header().Set("Connection", "close")
+		}
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 		d, client := dialectOf(r.URL.Path), ClientIP(r, s.o.TrustedProxies)
 		defer func() {

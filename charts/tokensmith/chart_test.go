@@ -231,6 +231,8 @@ func TestValuesSchemaRejectsMistakes(t *testing.T) {
 		{"rejects a zero API QPS", "controller: {kubeAPI: {qps: 0}}"},
 		{"rejects a misspelt API rate key", "controller: {kubeAPI: {qsp: 10}}"},
 		{"rejects an unknown log level", "logging: {level: verbose}"},
+		{"rejects shutdown steps longer than the grace period", "server: {terminationGracePeriodSeconds: 10, shutdown: {preStopSleepSeconds: 5, drainSeconds: 5, timeoutSeconds: 5}}"},
+		{"rejects a negative preStop sleep", "server: {shutdown: {preStopSleepSeconds: -1}}"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -299,6 +301,41 @@ func TestDefaultsRunTwoReplicasOfEachWithLeaderElection(t *testing.T) {
 		if len(ofKind(objs, kind)) != 0 {
 			t.Errorf("%s rendered although it is off by default", kind)
 		}
+	}
+}
+
+// TestServerShutsDownWithoutDroppingRequests: the rolling-upgrade path that
+// test/cluster measures (docs/operations.md): a preStop sleep while the
+// endpoint leaves the Service, then the binary's drain and graceful shutdown,
+// all within the grace period; readiness checked often enough to follow it.
+func TestServerShutsDownWithoutDroppingRequests(t *testing.T) {
+	objs := render(t, "")
+	server := convert[appsv1.Deployment](t, find(objs, "Deployment", "tokensmith-server"))
+	pod := server.Spec.Template.Spec
+	c := pod.Containers[0]
+	if c.Lifecycle == nil || c.Lifecycle.PreStop == nil || c.Lifecycle.PreStop.Sleep == nil || c.Lifecycle.PreStop.Sleep.Seconds != 5 {
+		t.Fatalf("server preStop: %+v, want a 5s sleep action (the image has no shell)", c.Lifecycle)
+	}
+	if got := flagValue(c.Args, "--shutdown-drain"); got != "5s" {
+		t.Errorf("--shutdown-drain=%q, want 5s", got)
+	}
+	if got := flagValue(c.Args, "--shutdown-timeout"); got != "10s" {
+		t.Errorf("--shutdown-timeout=%q, want 10s", got)
+	}
+	if pod.TerminationGracePeriodSeconds == nil || *pod.TerminationGracePeriodSeconds <= 5+5+10 {
+		t.Errorf("terminationGracePeriodSeconds %v does not cover preStop + drain + timeout (20s)", pod.TerminationGracePeriodSeconds)
+	}
+	if p := c.ReadinessProbe; p == nil || p.PeriodSeconds != 2 || p.FailureThreshold != 2 {
+		t.Errorf("readiness probe %+v, want every 2s, 2 failures", p)
+	}
+	if s := server.Spec.Strategy.RollingUpdate; s == nil || s.MaxUnavailable.IntValue() != 0 {
+		t.Errorf("rolling update %+v, want maxUnavailable 0", s)
+	}
+
+	objs = render(t, "server: {shutdown: {preStopSleepSeconds: 0}}")
+	server = convert[appsv1.Deployment](t, find(objs, "Deployment", "tokensmith-server"))
+	if l := server.Spec.Template.Spec.Containers[0].Lifecycle; l != nil {
+		t.Errorf("preStopSleepSeconds 0 still renders a lifecycle: %+v", l)
 	}
 }
 

@@ -32,6 +32,8 @@ type serverFlags struct {
 	trustedProxies    string
 	rateLimits        server.RateLimits
 	lockout           lockoutFlags
+	shutdownDrain     time.Duration
+	shutdownTimeout   time.Duration
 	zap               zap.Options
 }
 
@@ -54,6 +56,8 @@ func parseServerFlags(args []string, stderr io.Writer) (*serverFlags, *server.Ru
 	fs.IntVar(&f.rateLimits.PerIPBurst, "rate-limit-per-ip-burst", f.rateLimits.PerIPBurst, "Requests one client address may send at once before --rate-limit-per-ip applies.")
 	fs.Float64Var(&f.rateLimits.PerClient, "rate-limit-per-client", f.rateLimits.PerClient, "Requests per second per presented client id on the token endpoints, checked before the secret; 0 disables.")
 	fs.IntVar(&f.rateLimits.PerClientBurst, "rate-limit-per-client-burst", f.rateLimits.PerClientBurst, "Requests one client id may send at once before --rate-limit-per-client applies.")
+	fs.DurationVar(&f.shutdownDrain, "shutdown-drain", 0, "After SIGTERM, keep serving this long with /readyz failing and every answer closing its connection, so pooled client connections move to other replicas; then stop accepting connections.")
+	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 10*time.Second, "After --shutdown-drain, how long in-flight requests get to finish before the server exits.")
 	f.lockout.bind(fs)
 	f.zap.BindFlags(fs)
 	if err := fs.Parse(args); err != nil {
@@ -78,6 +82,9 @@ func parseServerFlags(args []string, stderr io.Writer) (*serverFlags, *server.Ru
 	if f.rateLimits.PerIP < 0 || f.rateLimits.PerClient < 0 || f.rateLimits.PerIPBurst < 1 || f.rateLimits.PerClientBurst < 1 {
 		return nil, nil, errors.New("--rate-limit-* rates must be >= 0 and bursts >= 1")
 	}
+	if f.shutdownDrain < 0 || f.shutdownTimeout <= 0 {
+		return nil, nil, errors.New("--shutdown-drain must be >= 0 and --shutdown-timeout positive")
+	}
 	lockoutPolicy, err := f.lockout.policy()
 	if err != nil {
 		return nil, nil, err
@@ -96,10 +103,12 @@ func parseServerFlags(args []string, stderr io.Writer) (*serverFlags, *server.Ru
 			TrustedProxies:    proxies,
 			RateLimits:        f.rateLimits,
 		},
-		Namespace:   f.namespace,
-		Listen:      f.listen,
-		AdminListen: f.adminListen,
-		Lockout:     lockoutPolicy,
+		Namespace:       f.namespace,
+		Listen:          f.listen,
+		AdminListen:     f.adminListen,
+		DrainDelay:      f.shutdownDrain,
+		ShutdownTimeout: f.shutdownTimeout,
+		Lockout:         lockoutPolicy,
 	}, nil
 }
 

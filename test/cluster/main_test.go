@@ -14,6 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+
 	"github.com/tokensmith/tokensmith/internal/ociimage"
 	"github.com/tokensmith/tokensmith/internal/testenv"
 	"github.com/tokensmith/tokensmith/test/cluster/node"
@@ -37,6 +40,9 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) int {
+	// The tests' controller-runtime clients log nothing worth reading; without
+	// a logger controller-runtime prints a stack trace on first use.
+	ctrllog.SetLogger(logr.Discard())
 	var err error
 	if repoRoot, err = testenv.RepoRoot(); err != nil {
 		fmt.Fprintln(os.Stderr, err)

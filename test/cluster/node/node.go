@@ -264,7 +264,6 @@ func (c *Cluster) makeMountns(context.Context) error {
 }
 
 func (c *Cluster) startControlPlane(ctx context.Context) error {
-	p := c.pki.dir
 	if err := c.start("etcd", filepath.Join(c.cfg.ControlPlaneBin, "etcd"),
 		"--data-dir="+c.path("etcd"),
 		"--listen-client-urls=http://127.0.0.1:2379", "--advertise-client-urls=http://127.0.0.1:2379",
@@ -272,6 +271,11 @@ func (c *Cluster) startControlPlane(ctx context.Context) error {
 		"--initial-cluster=default=http://127.0.0.1:2380", "--unsafe-no-fsync=true", "--log-level=warn"); err != nil {
 		return err
 	}
+	return c.startAPIServer(ctx)
+}
+
+func (c *Cluster) startAPIServer(ctx context.Context) error {
+	p := c.pki.dir
 	if err := c.start("kube-apiserver", filepath.Join(c.cfg.ControlPlaneBin, "kube-apiserver"),
 		"--etcd-servers=http://127.0.0.1:2379",
 		"--bind-address=0.0.0.0", fmt.Sprintf("--secure-port=%d", apiServerPort), "--advertise-address="+NodeIP,
@@ -289,6 +293,39 @@ func (c *Cluster) startControlPlane(ctx context.Context) error {
 		return err
 	}
 	return c.waitHTTP(ctx, "kube-apiserver", "/readyz", 2*time.Minute)
+}
+
+// StopAPIServer stops kube-apiserver (SIGTERM, then SIGKILL after 10s) and
+// waits until it has exited; everything else keeps running. StartAPIServer
+// brings it back.
+func (c *Cluster) StopAPIServer() error {
+	for i, p := range c.procs {
+		if p.name != "kube-apiserver" {
+			continue
+		}
+		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-p.done:
+		case <-time.After(10 * time.Second):
+			_ = p.cmd.Process.Kill()
+			<-p.done
+		}
+		p.log.Close()
+		c.procs = append(c.procs[:i], c.procs[i+1:]...)
+		return nil
+	}
+	return errors.New("kube-apiserver is not running")
+}
+
+// StartAPIServer starts kube-apiserver again after StopAPIServer, with the
+// same flags, and waits until it is ready.
+func (c *Cluster) StartAPIServer(ctx context.Context) error {
+	for _, p := range c.procs {
+		if p.name == "kube-apiserver" {
+			return errors.New("kube-apiserver is already running")
+		}
+	}
+	return c.startAPIServer(ctx)
 }
 
 func (c *Cluster) startContainerd(ctx context.Context) error {
@@ -344,7 +381,8 @@ func (c *Cluster) startNode(ctx context.Context) error {
 
 // start runs a component inside the node's namespaces, its output in logs/.
 func (c *Cluster) start(name string, argv ...string) error {
-	log, err := os.Create(c.path("logs", name+".log"))
+	// Appended to: a component started again (StartAPIServer) keeps its history.
+	log, err := os.OpenFile(c.path("logs", name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return err
 	}
@@ -420,4 +458,11 @@ func (c *Cluster) CoveredSysctls() map[string]string {
 		}
 	}
 	return m
+}
+
+// KillContainer sends SIGKILL to a container's process through containerd, as
+// an OOM kill or a crash would end it; kubelet sees it exit and restarts it.
+// id is a pod status's containerID without its "containerd://" prefix.
+func (c *Cluster) KillContainer(id string) error {
+	return c.nsRun("ctr", "--address", containerdSock, "-n", "k8s.io", "tasks", "kill", "--signal", "SIGKILL", id)
 }
