@@ -41,10 +41,13 @@ func boundTo(c *tokens.Claims, client *Client, user *User) bool {
 	if c.Binding != "" {
 		return c.Binding == Binding(client, user)
 	}
-	if client.Created != nil && !c.IssuedAt.After(*client.Created) {
+	// iat and creationTimestamp both have one-second resolution: a token issued
+	// in the second its object was created is that object's (seen on the real
+	// node: samples applied, Ready and their first tokens all within a second).
+	if client.Created != nil && c.IssuedAt.Before(*client.Created) {
 		return false
 	}
-	return user == nil || user.Created == nil || c.IssuedAt.After(*user.Created)
+	return user == nil || user.Created == nil || !c.IssuedAt.Before(*user.Created)
 }
 
 // subset reports whether every one of have is in allowed.

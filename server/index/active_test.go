@@ -142,7 +142,10 @@ func TestCheckBindsTokensToTheObjectAndItsScopes(t *testing.T) {
 		// Tokens minted before bindings existed carry none: accepted only if issued after the object was created.
 		{"an unbound client token issued after the client was created is active (upgrade)", client("svc", "", recent, "read"), nil},
 		{"an unbound client token issued before the client was created is not", client("svc", "", created.Add(-time.Second), "read"), ErrOtherObject},
-		{"an unbound client token issued in the second the client was created is not", client("svc", "", created, "read"), ErrOtherObject},
+		// Both times have one-second resolution, and a client's first token often comes in the second it was
+		// created (seen on the real node); for a deleted object's token to pass, the object would have to be
+		// deleted and re-created within the second that token was issued in.
+		{"an unbound client token issued in the second the client was created is active", client("svc", "", created, "read"), nil},
 		{"an unbound user token issued after both objects were created is active (upgrade)", user("carol", "", recent, tokens.Refresh, "read"), nil},
 		{"an unbound user token issued before the User was created is not", user("carol", "", created.Add(-time.Minute), tokens.Refresh, "read"), ErrOtherObject},
 		{"a token of a client whose verifier predates bindings is active", client("legacy", "", recent, "read"), nil},
