@@ -303,14 +303,7 @@ func (c *Cluster) StopAPIServer() error {
 		if p.name != "kube-apiserver" {
 			continue
 		}
-		_ = p.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-p.done:
-		case <-time.After(10 * time.Second):
-			_ = p.cmd.Process.Kill()
-			<-p.done
-		}
-		p.log.Close()
+		p.stop()
 		c.procs = append(c.procs[:i], c.procs[i+1:]...)
 		return nil
 	}

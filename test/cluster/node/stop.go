@@ -94,15 +94,7 @@ func (c *Cluster) Stop() {
 	// detached from containerd; each container is a child of its shim.
 	c.killNamespaceProcesses()
 	for i := len(c.procs) - 1; i >= 0; i-- {
-		p := c.procs[i]
-		_ = p.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-p.done:
-		case <-time.After(10 * time.Second):
-			_ = p.cmd.Process.Kill()
-			<-p.done
-		}
-		p.log.Close()
+		c.procs[i].stop()
 	}
 	c.procs = nil
 	c.killNamespaceProcesses()
@@ -121,6 +113,19 @@ func (c *Cluster) Stop() {
 	if c.cfg.Dir != "" {
 		_ = os.RemoveAll(c.cfg.Dir)
 	}
+}
+
+// stop ends the component: SIGTERM, SIGKILL after 10s; it waits until the
+// process has exited.
+func (p *proc) stop() {
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+	}
+	p.log.Close()
 }
 
 // killNamespaceProcesses SIGKILLs every process whose mount namespace is the
