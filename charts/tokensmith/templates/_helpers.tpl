@@ -142,3 +142,11 @@ with the node's cores.
     fieldRef:
       fieldPath: metadata.namespace
 {{- end }}
+
+{{/*
+CEL (admission-policy.yaml): whether TokenPolicy p of the snapshot allows scope s.
+"{namespace}" in a name or prefix stands for the object's namespace.
+*/}}
+{{- define "tokensmith.cel.scopeAllowed" -}}
+(!has(p.scopes) || p.scopes.?names.orValue([]).exists(n, n.replace('{namespace}', variables.ns) == s) || p.scopes.?prefixes.orValue([]).exists(x, s.startsWith(x.replace('{namespace}', variables.ns))))
+{{- end }}
