@@ -14,9 +14,13 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/yaml"
+
+	authv1alpha1 "github.com/tokensmith/tokensmith/api/v1alpha1"
+	"github.com/tokensmith/tokensmith/internal/tenancy"
 )
 
 // tenantNamespace is a second application namespace, next to otherNamespace.
@@ -236,20 +240,31 @@ func mustYAML(t *testing.T, s string) *unstructured.Unstructured {
 	return u
 }
 
-// setSnapshot writes the TokenPolicySnapshot as the controller would (nil: deletes it).
-func (c *cluster) setSnapshot(ctx context.Context, t *testing.T, policies string) {
+// setSnapshot writes the TokenPolicySnapshot of policies (a YAML list of
+// TokenPolicies) with the controller's own code; "" deletes it.
+func (c *cluster) setSnapshot(ctx context.Context, t *testing.T, policies string) tenancy.Policies {
 	t.Helper()
 	ri := c.dyn.Resource(snapshotGVR)
 	if policies == "" {
 		if err := ri.Delete(ctx, "tokensmith", metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
 			t.Fatal(err)
 		}
-		return
+		return tenancy.Policies{}
 	}
-	u := mustYAML(t, "apiVersion: auth.tokensmith.io/v1alpha1\nkind: TokenPolicySnapshot\nmetadata: {name: tokensmith}\nspec:\n  policies:\n"+policies)
+	var items []authv1alpha1.TokenPolicy
+	if err := yaml.UnmarshalStrict([]byte(policies), &items); err != nil {
+		t.Fatalf("test policies: %v", err)
+	}
+	p := tenancy.FromTokenPolicies(items, false)
+	m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(p.Snapshot("tokensmith"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := &unstructured.Unstructured{Object: m}
 	if _, err := ri.Apply(ctx, "tokensmith", u, metav1.ApplyOptions{FieldManager: "chart-test", Force: true}); err != nil {
 		t.Fatalf("writing the snapshot: %v", err)
 	}
+	return p
 }
 
 // TestAdmissionPolicyEnforcesTheUnionOfTokenPolicies installs the chart's
@@ -309,28 +324,31 @@ func TestAdmissionPolicyEnforcesTheUnionOfTokenPolicies(t *testing.T) {
 
 	// Two policies select team-a (one for its own scopes, one shared read
 	// scope); one selects team-b.
-	c.setSnapshot(ctx, t, `
-    - name: shared-read
-      namespaceSelector: {matchExpressions: [{key: team, operator: In, values: [a, b]}]}
-      scopes: {names: [read]}
-      usernames: {}
-      grantTypes: [client_credentials]
-      tokenFormats: [jwt]
-      maxAccessTokenTTL: 1h
-    - name: team-a
-      namespaceSelector: {matchLabels: {team: a}}
-      scopes: {prefixes: ["{namespace}:"], names: [orders]}
-      grantTypes: [client_credentials, password, refresh_token]
-      tokenFormats: [jwt]
-      maxAccessTokenTTL: 24h
-      maxRefreshTokenTTL: 720h
-      usernames: {suffixes: ["@a.example.com"], prefixes: ["{namespace}/"]}
-      numericIDs: {min: 1000, max: 1999}
-      allowServiceAccountBinding: false
-    - name: team-b
-      namespaceSelector: {matchLabels: {team: b}}
-      scopes: {prefixes: ["{namespace}:"]}
-      usernames: {suffixes: ["@b.example.com"]}
+	policies := c.setSnapshot(ctx, t, `
+- metadata: {name: team-b}
+  spec:
+    namespaceSelector: {matchLabels: {team: b}}
+    scopes: {prefixes: ["{namespace}:"]}
+    usernames: {suffixes: ["@b.example.com"]}
+- metadata: {name: shared-read}
+  spec:
+    namespaceSelector: {matchExpressions: [{key: team, operator: In, values: [a, b]}]}
+    scopes: {names: [read]}
+    usernames: {}
+    grantTypes: [client_credentials]
+    tokenFormats: [jwt]
+    maxAccessTokenTTL: 1h
+- metadata: {name: team-a}
+  spec:
+    namespaceSelector: {matchLabels: {team: a}}
+    scopes: {prefixes: ["{namespace}:"], names: [orders]}
+    grantTypes: [client_credentials, password, refresh_token]
+    tokenFormats: [jwt]
+    maxAccessTokenTTL: 24h
+    maxRefreshTokenTTL: 720h
+    usernames: {suffixes: ["@a.example.com"], prefixes: ["{namespace}/"]}
+    numericIDs: {min: 1000, max: 1999}
+    allowServiceAccountBinding: false
 `)
 	// The API server sees a new parameter after its informer does: wait for
 	// an object that only the snapshot forbids to be refused.
@@ -371,13 +389,13 @@ func TestAdmissionPolicyEnforcesTheUnionOfTokenPolicies(t *testing.T) {
 			prefix + a + `shared-read refuses spec.grantTypes "session" (rule grantTypes); team-a refuses spec.grantTypes "session" (rule grantTypes)`},
 		{"refuses a token format outside every policy", clientGVR, otherNamespace, client("bad", "{tokenFormat: opaque}"),
 			prefix + a + `shared-read refuses spec.tokenFormat "opaque" (rule tokenFormats); team-a refuses spec.tokenFormat "opaque" (rule tokenFormats)`},
-		{"refuses an access-token TTL longer than every policy allows", clientGVR, otherNamespace, client("bad", "{accessTokenTTL: 48h}"),
-			prefix + a + `shared-read refuses spec.accessTokenTTL 48h over 1h (rule maxAccessTokenTTL); team-a refuses spec.accessTokenTTL 48h over 24h (rule maxAccessTokenTTL)`},
+		{"refuses an access-token TTL longer than every policy allows", clientGVR, otherNamespace, client("bad", "{accessTokenTTL: 48h0m0s}"),
+			prefix + a + `shared-read refuses spec.accessTokenTTL 48h0m0s over 1h0m0s (rule maxAccessTokenTTL); team-a refuses spec.accessTokenTTL 48h0m0s over 24h0m0s (rule maxAccessTokenTTL)`},
 		{"counts an unset access-token TTL as the password grant's default", clientGVR, otherNamespace, client("bad", "{grantTypes: [password]}"),
-			prefix + a + `shared-read refuses spec.grantTypes "password" (rule grantTypes), spec.accessTokenTTL unset (8784h with the password grant) over 1h (rule maxAccessTokenTTL); ` +
-				`team-a refuses spec.accessTokenTTL unset (8784h with the password grant) over 24h (rule maxAccessTokenTTL)`},
-		{"refuses a refresh-token TTL longer than every policy allows", clientGVR, otherNamespace, client("bad", "{grantTypes: [password, refresh_token], accessTokenTTL: 1h, refreshTokenTTL: 2000h}"),
-			prefix + a + `shared-read refuses spec.grantTypes "password" (rule grantTypes); team-a refuses spec.refreshTokenTTL 2000h over 720h (rule maxRefreshTokenTTL)`},
+			prefix + a + `shared-read refuses spec.grantTypes "password" (rule grantTypes), spec.accessTokenTTL unset (8784h with the password grant) over 1h0m0s (rule maxAccessTokenTTL); ` +
+				`team-a refuses spec.accessTokenTTL unset (8784h with the password grant) over 24h0m0s (rule maxAccessTokenTTL)`},
+		{"refuses a refresh-token TTL longer than every policy allows", clientGVR, otherNamespace, client("bad", "{grantTypes: [password, refresh_token], accessTokenTTL: 1h, refreshTokenTTL: 2000h0m0s}"),
+			prefix + a + `shared-read refuses spec.grantTypes "password" (rule grantTypes); team-a refuses spec.refreshTokenTTL 2000h0m0s over 720h0m0s (rule maxRefreshTokenTTL)`},
 		{"refuses a numericID outside the range", clientGVR, otherNamespace, client("bad", "{grantTypes: [password], accessTokenTTL: 1h, numericID: 5}"),
 			prefix + a + `shared-read refuses spec.grantTypes "password" (rule grantTypes); team-a refuses spec.numericID 5 outside 1000-1999 (rule numericIDs)`},
 		{"refuses a combination no single policy allows", clientGVR, otherNamespace, client("bad", "{scopes: [read, orders]}"),
@@ -391,8 +409,36 @@ func TestAdmissionPolicyEnforcesTheUnionOfTokenPolicies(t *testing.T) {
 		{"refuses another team's username", userGVR, tenantNamespace, user("bad", "dana@a.example.com"),
 			userPrefix + `no TokenPolicy selecting namespace "team-b" allows this User: shared-read refuses spec.username "dana@a.example.com" (rule usernames); team-b refuses spec.username "dana@a.example.com" (rule usernames)`},
 	}
+	labelsOfNS := func(name string) tenancy.Namespace {
+		ns, err := c.kube.CoreV1().Namespaces().Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tenancy.Namespace{Name: name, Labels: ns.Labels}
+	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			// The controller's twin (internal/tenancy) must judge alike, with the same words.
+			var twin error
+			if tc.gvr == clientGVR {
+				var o authv1alpha1.OAuthClient
+				if err := yaml.UnmarshalStrict([]byte(tc.doc), &o); err != nil {
+					t.Fatal(err)
+				}
+				twin = policies.CheckClient(labelsOfNS(tc.ns), &o.Spec)
+			} else {
+				var o authv1alpha1.User
+				if err := yaml.UnmarshalStrict([]byte(tc.doc), &o); err != nil {
+					t.Fatal(err)
+				}
+				twin = policies.CheckUser(labelsOfNS(tc.ns), &o.Spec)
+			}
+			switch {
+			case tc.want == "" && twin != nil:
+				t.Errorf("the controller would deny what admission admits: %v", twin)
+			case tc.want != "" && (twin == nil || !strings.HasSuffix(tc.want, ": "+twin.Error())):
+				t.Errorf("the controller's message differs from admission's:\n got %v\nwant …%s", twin, tc.want)
+			}
 			err := create(tc.gvr, tc.ns, tc.doc)
 			if tc.want == "" {
 				if err != nil {
