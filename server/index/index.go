@@ -330,7 +330,8 @@ type fault string
 func (f fault) Error() string { return string(f) }
 
 // parse decodes a Secret into its entry. It returns nil, nil for a Secret the
-// index deliberately ignores (a signing-keys Secret of another name).
+// index deliberately ignores (a signing-keys Secret of another name, a
+// verifier of an object no TokenPolicy allows).
 func parse(s *corev1.Secret) (*entry, error) {
 	e := &entry{created: s.CreationTimestamp.Time, name: s.Name}
 	data, ok := s.Data[credstore.DataKey]
@@ -346,6 +347,10 @@ func parse(s *corev1.Secret) (*entry, error) {
 		if v.ClientID == "" || len(v.Secrets) == 0 {
 			return nil, fault("client verifier without a client id or secrets")
 		}
+		if v.PolicyDenied {
+			// No TokenPolicy allows the client: as if it did not exist.
+			return nil, nil
+		}
 		e.client = &Client{ClientVerifier: v}
 	case credstore.TypeUserVerifier:
 		var v credstore.UserVerifier
@@ -354,6 +359,9 @@ func parse(s *corev1.Secret) (*entry, error) {
 		}
 		if v.Username == "" {
 			return nil, fault("user verifier without a username")
+		}
+		if v.PolicyDenied {
+			return nil, nil
 		}
 		e.user = newUser(v)
 	case credstore.TypeSigningKeys:
