@@ -47,7 +47,8 @@ func (r *OAuthClientReconciler) SetupWithManager(mgr ctrl.Manager, metaCache cac
 		claimKind:       claimKindClient,
 		claimIndex:      func(claim string) (string, string) { return indexClaim, claim },
 	}
-	return ctrl.NewControllerManagedBy(mgr).
+	b := policyWatches(ctrl.NewControllerManagedBy(mgr), mgr.GetCache(), func() client.ObjectList { return &authv1alpha1.OAuthClientList{} })
+	return b.
 		Named("oauthclient").
 		For(&authv1alpha1.OAuthClient{}).
 		// A change to one claimant of a clientID or numericID may free it for
@@ -133,6 +134,10 @@ func (r *OAuthClientReconciler) reconcile(ctx context.Context, req ctrl.Request)
 // settle the client id and claim it, make the consumer Secret complete, and
 // write the verifier that follows it.
 func (r *OAuthClientReconciler) reconcileClient(ctx context.Context, oc *authv1alpha1.OAuthClient) (ctrl.Result, error) {
+	// Policies first: a client no TokenPolicy allows claims and issues nothing.
+	if denied, err := r.denyClient(ctx, oc); err != nil || denied {
+		return ctrl.Result{}, err
+	}
 	now := r.Options.now()
 	secretKey := types.NamespacedName{Namespace: oc.Namespace, Name: consumerSecretName(oc)}
 	named := oc.Status.SecretName == secretKey.Name

@@ -480,7 +480,8 @@ func (r *OAuthClientReconciler) heldByVerifier(ctx context.Context, obj client.O
 			return false, err
 		}
 		var v credstore.ClientVerifier
-		if s == nil || credstore.Decode(s.Data[credstore.DataKey], &v) != nil {
+		if s == nil || credstore.Decode(s.Data[credstore.DataKey], &v) != nil || v.PolicyDenied {
+			// A verifier marked policyDenied serves nothing, and holds nothing.
 			continue
 		}
 		if claimClientID(v.ClientID) == key || v.NumericID != 0 && claimNumericID(v.NumericID) == key {

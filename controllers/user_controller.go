@@ -53,7 +53,8 @@ func (r *UserReconciler) SetupWithManager(mgr ctrl.Manager, metaCache cache.Cach
 			return indexUsername, strings.TrimPrefix(claim, claimUsername(""))
 		},
 	}
-	return ctrl.NewControllerManagedBy(mgr).
+	b := policyWatches(ctrl.NewControllerManagedBy(mgr), mgr.GetCache(), func() client.ObjectList { return &authv1alpha1.UserList{} })
+	return b.
 		Named("user").
 		For(&authv1alpha1.User{}).
 		Watches(&authv1alpha1.User{}, handler.EnqueueRequestsFromMapFunc(r.otherClaimants(mgr.GetCache()))).
@@ -139,6 +140,10 @@ func (r *UserReconciler) reconcile(ctx context.Context, req ctrl.Request) (res c
 }
 
 func (r *UserReconciler) reconcileUser(ctx context.Context, u *authv1alpha1.User) error {
+	// Policies first: a User no TokenPolicy allows claims and issues nothing.
+	if denied, err := r.denyUser(ctx, u); err != nil || denied {
+		return err
+	}
 	now := r.Options.now()
 	claims := []claim{{claimUsername(u.Spec.Username), "username"}}
 	taken, err := r.claims().acquire(ctx, u, claims)
@@ -215,7 +220,8 @@ func (r *UserReconciler) heldByVerifier(ctx context.Context, obj client.Object, 
 			return false, err
 		}
 		var v credstore.UserVerifier
-		if s != nil && credstore.Decode(s.Data[credstore.DataKey], &v) == nil && claimUsername(v.Username) == key {
+		// A verifier marked policyDenied serves nothing, and holds nothing.
+		if s != nil && credstore.Decode(s.Data[credstore.DataKey], &v) == nil && claimUsername(v.Username) == key && !v.PolicyDenied {
 			return true, nil
 		}
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/tokensmith/tokensmith/controllers"
 	"github.com/tokensmith/tokensmith/internal/memlimit"
 	"github.com/tokensmith/tokensmith/internal/password"
+	"github.com/tokensmith/tokensmith/internal/tenancy"
 )
 
 // controllerFlags are the flags of "tokensmith controller".
@@ -32,6 +33,8 @@ type controllerFlags struct {
 	workers           int
 	kubeAPIQPS        float64
 	kubeAPIBurst      int
+	denyUnlessAllowed bool
+	policySnapshot    string
 	zap               zap.Options
 }
 
@@ -51,6 +54,8 @@ func parseControllerFlags(args []string, stderr io.Writer) (*controllerFlags, er
 	fs.IntVar(&f.workers, "concurrent-reconciles", controllers.DefaultConcurrentReconciles, "How many OAuthClients, and separately how many Users, are reconciled at once.")
 	fs.Float64Var(&f.kubeAPIQPS, "kube-api-qps", controllers.DefaultKubeAPIQPS, "Client-side limit of API server requests per second; negative: none, the API server's Priority and Fairness alone.")
 	fs.IntVar(&f.kubeAPIBurst, "kube-api-burst", controllers.DefaultKubeAPIBurst, "Requests allowed at once above --kube-api-qps; 0: twice --kube-api-qps.")
+	fs.BoolVar(&f.denyUnlessAllowed, "deny-unless-allowed", false, "Deny every OAuthClient and User no TokenPolicy allows, even while no TokenPolicy exists.")
+	fs.StringVar(&f.policySnapshot, "policy-snapshot", tenancy.DefaultSnapshotName, "Name of the TokenPolicySnapshot the admission policy reads (the chart's fullname).")
 	f.zap.BindFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -114,10 +119,12 @@ func runController(args []string, _, stderr io.Writer) int {
 		return 1
 	}
 	if err := controllers.Setup(mgr, controllers.Options{
-		ServerNamespace:   f.serverNamespace,
-		TokenURL:          f.tokenURL,
-		KeyRotationPeriod: f.keyRotationPeriod,
-		KeyRetention:      f.keyRetention,
+		ServerNamespace:    f.serverNamespace,
+		TokenURL:           f.tokenURL,
+		KeyRotationPeriod:  f.keyRotationPeriod,
+		KeyRetention:       f.keyRetention,
+		DenyUnlessAllowed:  f.denyUnlessAllowed,
+		PolicySnapshotName: f.policySnapshot,
 	}); err != nil {
 		log.Error(err, "setting up the controllers")
 		return 1

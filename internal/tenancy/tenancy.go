@@ -202,3 +202,33 @@ func scopeAllowed(b *authv1alpha1.ScopeBounds, ns, scope string) bool {
 }
 
 func expand(s, ns string) string { return strings.ReplaceAll(s, authv1alpha1.NamespacePlaceholder, ns) }
+
+// UsernameAllowedIn reports whether namespace ns may hold username at all:
+// some policy selecting it allows the username (or nothing is enforced). A
+// User refused for anything else keeps its username's claim; one refused for
+// its username gives it up, so that a username squatted before the policies
+// existed goes to the namespace allowed to hold it.
+func (p Policies) UsernameAllowedIn(ns Namespace, username string) bool {
+	if !p.Enforced() {
+		return true
+	}
+	for _, tp := range p.selecting(ns) {
+		if UsernameAllowed(&tp.TokenPolicySpec, ns.Name, username) {
+			return true
+		}
+	}
+	return false
+}
+
+// NumericIDAllowedIn is UsernameAllowedIn for an OAuthClient's numericID.
+func (p Policies) NumericIDAllowedIn(ns Namespace, id int64) bool {
+	if !p.Enforced() {
+		return true
+	}
+	for _, tp := range p.selecting(ns) {
+		if r := tp.NumericIDs; r == nil || id >= r.Min && id <= r.Max {
+			return true
+		}
+	}
+	return false
+}
