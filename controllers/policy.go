@@ -197,9 +197,9 @@ func (r *PolicySnapshotReconciler) name() string {
 	return tenancy.DefaultSnapshotName
 }
 
-// SetupWithManager: every TokenPolicy event, any change to the snapshot by
-// someone else, and the start (so that the snapshot exists with no policy)
-// all lead to the one request.
+// SetupWithManager registers the controller: every TokenPolicy event, any
+// change to the snapshot by someone else, and the start (so that the snapshot
+// exists with no policy) all lead to the one request.
 func (r *PolicySnapshotReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	req := reconcile.Request{NamespacedName: types.NamespacedName{Name: r.name()}}
 	one := handler.EnqueueRequestsFromMapFunc(func(context.Context, client.Object) []reconcile.Request { return []reconcile.Request{req} })

@@ -208,10 +208,10 @@ func TestUsernameSquattedBeforePoliciesGoesToTheAllowedNamespace(t *testing.T) {
 		teamPolicy("platform", authv1alpha1.TokenPolicySpec{Usernames: &authv1alpha1.UsernameBounds{Suffixes: []string{"@company.com"}}}))
 	waitReason(t, squatter, authv1alpha1.ReasonPolicyDenied)
 
-	real := newUser(platformNS, "admin", username)
-	create(t, real)
-	waitReason(t, real, authv1alpha1.ReasonIssued)
-	if v, err := userVerifier(t, real); err != nil || v.PolicyDenied {
+	platform := newUser(platformNS, "admin", username)
+	create(t, platform)
+	waitReason(t, platform, authv1alpha1.ReasonIssued)
+	if v, err := userVerifier(t, platform); err != nil || v.PolicyDenied {
 		t.Fatalf("the platform's User is not served: %v %+v", err, v)
 	}
 	if v, err := userVerifier(t, squatter); err != nil || !v.PolicyDenied {
@@ -228,7 +228,7 @@ func TestUsernameSquattedBeforePoliciesGoesToTheAllowedNamespace(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitReason(t, squatter, authv1alpha1.ReasonConflict)
-	waitReason(t, real, authv1alpha1.ReasonIssued)
+	waitReason(t, platform, authv1alpha1.ReasonIssued)
 }
 
 func TestDeniedFromTheStartIssuesAndClaimsNothing(t *testing.T) {

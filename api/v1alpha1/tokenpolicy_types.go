@@ -4,9 +4,10 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
-// NamespacePlaceholder, inside a scope name or prefix or a username prefix or
-// suffix of a TokenPolicy, stands for the namespace of the object checked, so
-// that one policy can give every tenant namespace its own scopes and usernames.
+// NamespacePlaceholder is "{namespace}": inside a scope name or prefix or a
+// username prefix or suffix of a TokenPolicy it stands for the namespace of the
+// object checked, so that one policy can give every tenant namespace its own
+// scopes and usernames.
 const NamespacePlaceholder = "{namespace}"
 
 // TokenPolicySpec bounds what the OAuthClients and Users of the namespaces it

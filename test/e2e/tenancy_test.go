@@ -26,7 +26,7 @@ import (
 // controller-manager): every ClusterRole with an aggregationRule gets the
 // union of the rules of the ClusterRoles it selects. Three passes reach admin,
 // which aggregates edit, which aggregates view.
-func aggregateClusterRoles(t *testing.T, ctx context.Context) {
+func aggregateClusterRoles(ctx context.Context, t *testing.T) {
 	t.Helper()
 	for range 3 {
 		var roles rbacv1.ClusterRoleList
@@ -78,7 +78,7 @@ func TestANamespaceEditorGetsSelfServiceWithinItsTokenPolicy(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	aggregateClusterRoles(t, ctx)
+	aggregateClusterRoles(ctx, t)
 	rb := &rbacv1.RoleBinding{
 		ObjectMeta: metav1.ObjectMeta{Name: "alice-edit", Namespace: teamA},
 		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "edit"},
