@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -221,6 +222,24 @@ func TestTenancyValuesTurnItOff(t *testing.T) {
 	for _, name := range []string{"tokensmith-edit", "tokensmith-view"} {
 		if find(off, "ClusterRole", name) != nil {
 			t.Errorf("tenancy.aggregateRoles=false still renders ClusterRole %s", name)
+		}
+	}
+	// "Deny unless allowed" reaches both enforcers: the controller's flag,
+	// and admission before the controller has written any snapshot.
+	for values, want := range map[string]string{"": "Allow", "tenancy: {denyUnlessAllowed: true}": "Deny"} {
+		objs := render(t, values)
+		for _, b := range ofKind(objs, "ValidatingAdmissionPolicyBinding") {
+			if got, _, _ := unstructured.NestedString(b.Object, "spec", "paramRef", "parameterNotFoundAction"); got != want {
+				t.Errorf("values %q: binding %s parameterNotFoundAction %q, want %q", values, b.GetName(), got, want)
+			}
+		}
+		ctrl := convert[appsv1.Deployment](t, find(objs, "Deployment", "tokensmith-controller"))
+		args := ctrl.Spec.Template.Spec.Containers[0].Args
+		if got := flagValue(args, "--deny-unless-allowed"); got != fmt.Sprint(want == "Deny") {
+			t.Errorf("values %q: --deny-unless-allowed=%q", values, got)
+		}
+		if got := flagValue(args, "--policy-snapshot"); got != "tokensmith" {
+			t.Errorf("--policy-snapshot=%q, want the release's fullname (the bindings' paramRef)", got)
 		}
 	}
 }
