@@ -144,9 +144,10 @@ with the node's cores.
 {{- end }}
 
 {{/*
-CEL (admission-policy.yaml): whether TokenPolicy p of the snapshot allows scope s.
-"{namespace}" in a name or prefix stands for the object's namespace.
+CEL (admission-policy.yaml): the scopes verdict of e, an entry of
+variables.expanded: "" when its policy allows every scope of the object, else
+the first scope it refuses.
 */}}
-{{- define "tokensmith.cel.scopeAllowed" -}}
-(!has(p.scopes) || p.scopes.?names.orValue([]).exists(n, n.replace('{namespace}', variables.ns) == s) || p.scopes.?prefixes.orValue([]).exists(x, s.startsWith(x.replace('{namespace}', variables.ns))))
+{{- define "tokensmith.cel.scopeVerdict" -}}
+!has(e.p.scopes) ? '' : size(variables.scopes.filter(s, !(s in e.names) && !e.prefixes.exists(x, s.startsWith(x)))) == 0 ? '' : 'spec.scopes "' + variables.scopes.filter(s, !(s in e.names) && !e.prefixes.exists(x, s.startsWith(x)))[0] + '"'
 {{- end }}
