@@ -299,7 +299,7 @@ func TestVerifierSecretDeletedByHand(t *testing.T) {
 		if err := digestOK(v, consumer); err != nil {
 			return err
 		}
-		if v.ClientID != ocBefore.ClientID || len(v.Secrets) != 1 || !sameDigests(v.Secrets[0], ocBefore.Secrets[0]) {
+		if v.ClientID != ocBefore.ClientID || len(v.Secrets) != 1 || !v.Secrets[0].ClientSecret.Equal(ocBefore.Secrets[0].ClientSecret) {
 			return fmt.Errorf("restored verifier differs: %+v", v)
 		}
 		return nil

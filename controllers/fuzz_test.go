@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	authv1alpha1 "github.com/tokensmith/tokensmith/api/v1alpha1"
+	"github.com/tokensmith/tokensmith/controllers/internal/desired"
 	"github.com/tokensmith/tokensmith/internal/credstore"
 	"github.com/tokensmith/tokensmith/internal/password"
 )
@@ -60,7 +61,7 @@ func FuzzReconcileOAuthClient(f *testing.F) {
 		objs := []client.Object{oc}
 		if secretClientID != "" || secretValue != "" {
 			objs = append(objs, &corev1.Secret{
-				ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: consumerSecretName(oc)},
+				ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: desired.ConsumerSecretName(oc)},
 				Data:       map[string][]byte{credstore.KeyClientID: []byte(secretClientID), credstore.KeyClientSecret: []byte(secretValue)},
 			})
 		}
@@ -76,7 +77,7 @@ func FuzzReconcileOAuthClient(f *testing.F) {
 			return
 		}
 		s := &corev1.Secret{}
-		_ = c.Get(context.Background(), types.NamespacedName{Namespace: "ns", Name: consumerSecretName(oc)}, s)
+		_ = c.Get(context.Background(), types.NamespacedName{Namespace: "ns", Name: desired.ConsumerSecretName(oc)}, s)
 		for _, cond := range got.Status.Conditions {
 			// Names are fuzz inputs too: only a value no name contains can be told apart.
 			if len(secretValue) >= 16 && !containsAny(clientID+secretName+secretClientID+rotate, secretValue) &&
@@ -100,7 +101,7 @@ func FuzzReconcileUser(f *testing.F) {
 		u.Status.Devices = []authv1alpha1.DeviceStatus{{Name: device}}
 		objs := []client.Object{u}
 		if withSecret {
-			name, key := passwordSecretKey(u)
+			name, key := desired.PasswordSecretKey(u)
 			objs = append(objs, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: name}, Data: map[string][]byte{key: []byte(pw)}})
 		}
 		c := fakeClient(objs...)

@@ -20,6 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	authv1alpha1 "github.com/tokensmith/tokensmith/api/v1alpha1"
+	"github.com/tokensmith/tokensmith/controllers/internal/desired"
 	"github.com/tokensmith/tokensmith/internal/credstore"
 )
 
@@ -134,7 +135,7 @@ func (r *OAuthClientReconciler) reconcile(ctx context.Context, req ctrl.Request)
 // write the verifier that follows it.
 func (r *OAuthClientReconciler) reconcileClient(ctx context.Context, oc *authv1alpha1.OAuthClient) (ctrl.Result, error) {
 	now := r.Options.now()
-	secretKey := types.NamespacedName{Namespace: oc.Namespace, Name: consumerSecretName(oc)}
+	secretKey := types.NamespacedName{Namespace: oc.Namespace, Name: desired.ConsumerSecretName(oc)}
 	named := oc.Status.SecretName == secretKey.Name
 	oc.Status.SecretName = secretKey.Name
 
@@ -145,11 +146,11 @@ func (r *OAuthClientReconciler) reconcileClient(ctx context.Context, oc *authv1a
 	// Claim what is known already (spec.clientID, the id in status, the
 	// numericID) before anything else: the first claimant keeps an
 	// identifier, even one still waiting for its Secret.
-	if taken, err := r.claims().acquire(ctx, oc, clientClaims(oc, claimedClientID(oc))); err != nil || taken != "" {
+	if taken, err := r.claims().acquire(ctx, oc, clientClaims(oc, desired.ClaimedClientID(oc))); err != nil || taken != "" {
 		return ctrl.Result{}, r.refuseConflict(ctx, oc, now, taken, err)
 	}
 	if oc.Spec.ExistingSecret {
-		if missing := missingProvidedKeys(oc, consumer); missing != "" {
+		if missing := desired.MissingProvidedKeys(oc, consumerData(consumer), consumer != nil); missing != "" {
 			// Never generate into a Secret someone else provides, and leave the
 			// verifier as it is: see keptWhileWaiting.
 			r.setNotReady(oc, now, authv1alpha1.ReasonWaitingForSecret, EventWaitingForSecret, actionWait,
@@ -165,7 +166,7 @@ func (r *OAuthClientReconciler) reconcileClient(ctx context.Context, oc *authv1a
 		}
 	}
 
-	clientID, problem := resolveClientID(oc, consumer)
+	clientID, problem := desired.ResolveClientID(oc, secretKey.Name, consumerData(consumer))
 	if problem != "" {
 		r.setNotReady(oc, now, authv1alpha1.ReasonInvalid, EventInvalid, actionRefuse, problem)
 		return ctrl.Result{}, nil
@@ -192,7 +193,7 @@ func (r *OAuthClientReconciler) reconcileClient(ctx context.Context, oc *authv1a
 	}
 	oc.Status.ClientID = clientID
 
-	current, problem := currentDigests(oc, consumer)
+	current, problem := desired.CurrentDigests(oc, consumer.Name, consumer.Data)
 	if problem != "" {
 		r.setNotReady(oc, now, authv1alpha1.ReasonInvalid, EventInvalid, actionRefuse, problem)
 		return ctrl.Result{}, nil

@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	authv1alpha1 "github.com/tokensmith/tokensmith/api/v1alpha1"
+	"github.com/tokensmith/tokensmith/controllers/internal/desired"
 	"github.com/tokensmith/tokensmith/internal/credstore"
 )
 
@@ -308,7 +309,7 @@ func TestOAuthClient(t *testing.T) {
 				if len(v.Secrets) != 2 || !v.Secrets[1].ClientSecret.Equal(credstore.DigestOf(credstore.PurposeClientSecret, old)) {
 					return errors.New("previous secret not kept")
 				}
-				if want := clock.Now().Add(defaultGracePeriod); !v.Secrets[1].ExpiresAt.Equal(want) {
+				if want := clock.Now().Add(desired.DefaultGracePeriod); !v.Secrets[1].ExpiresAt.Equal(want) {
 					return fmt.Errorf("expires %v, want %v", v.Secrets[1].ExpiresAt, want)
 				}
 				return nil

@@ -262,3 +262,11 @@ func adoptProblem(owner client.Object, kind string, s *corev1.Secret, hasKeys bo
 	}
 	return fmt.Sprintf("Secret %s exists and was not created by tokensmith%s; tokensmith leaves it alone. %s", s.Name, lacks, how)
 }
+
+// consumerData is s's data, nil when s is (a Secret that does not exist).
+func consumerData(s *corev1.Secret) map[string][]byte {
+	if s == nil {
+		return nil
+	}
+	return s.Data
+}

@@ -21,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	authv1alpha1 "github.com/tokensmith/tokensmith/api/v1alpha1"
+	"github.com/tokensmith/tokensmith/controllers/internal/desired"
 	"github.com/tokensmith/tokensmith/internal/credstore"
 	"github.com/tokensmith/tokensmith/internal/password"
 )
@@ -155,7 +156,7 @@ func (r *UserReconciler) reconcileUser(ctx context.Context, u *authv1alpha1.User
 		return nil
 	}
 
-	secretName, key := passwordSecretKey(u)
+	secretName, key := desired.PasswordSecretKey(u)
 	// A password was hashed from this Secret before: if it is gone, it was deleted.
 	issued := u.Status.PasswordSecretName == secretName && u.Status.CredentialGeneration > 0
 	u.Status.PasswordSecretName = secretName

@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	authv1alpha1 "github.com/tokensmith/tokensmith/api/v1alpha1"
+	"github.com/tokensmith/tokensmith/controllers/internal/desired"
 	"github.com/tokensmith/tokensmith/internal/credstore"
 )
 
@@ -42,7 +43,7 @@ func setupIndexes(mgr ctrl.Manager) error {
 		return err
 	}
 	if err := fi.IndexField(ctx, &authv1alpha1.OAuthClient{}, indexSecretName, func(o client.Object) []string {
-		return []string{consumerSecretName(o.(*authv1alpha1.OAuthClient))}
+		return []string{desired.ConsumerSecretName(o.(*authv1alpha1.OAuthClient))}
 	}); err != nil {
 		return err
 	}
@@ -52,7 +53,7 @@ func setupIndexes(mgr ctrl.Manager) error {
 		return err
 	}
 	return fi.IndexField(ctx, &authv1alpha1.User{}, indexSecretName, func(o client.Object) []string {
-		name, _ := passwordSecretKey(o.(*authv1alpha1.User))
+		name, _ := desired.PasswordSecretKey(o.(*authv1alpha1.User))
 		return []string{name}
 	})
 }
@@ -60,21 +61,13 @@ func setupIndexes(mgr ctrl.Manager) error {
 // oauthClientClaims are the identifiers oc holds against every other OAuthClient.
 func oauthClientClaims(oc *authv1alpha1.OAuthClient) []string {
 	var claims []string
-	if id := claimedClientID(oc); id != "" {
+	if id := desired.ClaimedClientID(oc); id != "" {
 		claims = append(claims, claimClientID(id))
 	}
 	if oc.Spec.NumericID != nil {
 		claims = append(claims, claimNumericID(*oc.Spec.NumericID))
 	}
 	return claims
-}
-
-// claimedClientID is the client id oc holds: fixed in spec, or generated earlier and kept in status.
-func claimedClientID(oc *authv1alpha1.OAuthClient) string {
-	if oc.Spec.ClientID != "" {
-		return oc.Spec.ClientID
-	}
-	return oc.Status.ClientID
 }
 
 func claimClientID(id string) string { return "clientID=" + id }
