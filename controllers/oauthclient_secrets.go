@@ -11,7 +11,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	authv1alpha1 "github.com/tokensmith/tokensmith/api/v1alpha1"
@@ -239,57 +238,4 @@ func (r *OAuthClientReconciler) ensureVerifier(ctx context.Context, oc *authv1al
 		oc.Status.PreviousSecretExpiresAt = &t
 	}
 	return requeue, nil
-}
-
-// clientClaims are the identifiers oc asks for: clientID (when known) and its numericID.
-func clientClaims(oc *authv1alpha1.OAuthClient, clientID string) []claim {
-	var claims []claim
-	if clientID != "" {
-		claims = append(claims, claim{claimClientID(clientID), fmt.Sprintf("client id %q", clientID)})
-	}
-	if n := oc.Spec.NumericID; n != nil {
-		claims = append(claims, claim{claimNumericID(*n), fmt.Sprintf("numericID %d", *n)})
-	}
-	return claims
-}
-
-func claimKeys(claims []claim) map[string]bool {
-	keys := make(map[string]bool, len(claims))
-	for _, c := range claims {
-		keys[c.key] = true
-	}
-	return keys
-}
-
-// conflictMessage says which identifier is taken, and never by whom.
-func conflictMessage(taken string) string {
-	return fmt.Sprintf("The %s is already taken: an identifier stays with whoever claimed it first. Choose another", taken)
-}
-
-// heldByVerifier reports whether another OAuthClient serves key from a
-// verifier it holds: the holder before claim records existed (an upgrade)
-// keeps the identifier, and takes its record on its next reconcile.
-func (r *OAuthClientReconciler) heldByVerifier(ctx context.Context, obj client.Object, key string) (bool, error) {
-	var list authv1alpha1.OAuthClientList
-	if err := r.Client.List(ctx, &list, client.MatchingFields{indexClaim: key}); err != nil {
-		return false, err
-	}
-	for i := range list.Items {
-		other := &list.Items[i]
-		if other.UID == obj.GetUID() {
-			continue
-		}
-		s, err := r.secrets().get(ctx, r.verifierKey(other))
-		if err != nil {
-			return false, err
-		}
-		var v credstore.ClientVerifier
-		if s == nil || credstore.Decode(s.Data[credstore.DataKey], &v) != nil {
-			continue
-		}
-		if claimClientID(v.ClientID) == key || v.NumericID != 0 && claimNumericID(v.NumericID) == key {
-			return true, nil
-		}
-	}
-	return false, nil
 }

@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"fmt"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -19,4 +20,11 @@ func (r *OAuthClientReconciler) setNotReady(oc *authv1alpha1.OAuthClient, now ti
 
 func (r *OAuthClientReconciler) event(oc *authv1alpha1.OAuthClient, eventType, reason, action, note string, args ...any) {
 	emit(r.Recorder, oc, eventType, reason, action, note, args...)
+}
+
+// setClientServed is the Ready condition of an OAuthClient whose verifier
+// follows the credentials in Secret secretName.
+func setClientServed(oc *authv1alpha1.OAuthClient, now time.Time, secretName string) {
+	setReady(&oc.Status.Conditions, oc.Generation, now, authv1alpha1.ReasonIssued,
+		fmt.Sprintf("Credentials are in Secret %s", secretName))
 }

@@ -6,13 +6,11 @@ import (
 	"fmt"
 	"maps"
 	"strings"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	authv1alpha1 "github.com/tokensmith/tokensmith/api/v1alpha1"
@@ -71,19 +69,6 @@ const (
 	actionRefuse  = "Refuse"
 	actionObserve = "Observe"
 )
-
-// requeueOnConflict turns an optimistic-concurrency Conflict into a quiet
-// retry: it means the cache was behind, and the event that brings it up to
-// date is already on its way. Anything else is returned as an error.
-func requeueOnConflict(res ctrl.Result, err error) (ctrl.Result, error) {
-	if err != nil && apierrors.IsConflict(err) {
-		return ctrl.Result{RequeueAfter: conflictRetry}, nil
-	}
-	return res, err
-}
-
-// conflictRetry is how soon a reconcile that lost a write race runs again.
-const conflictRetry = 250 * time.Millisecond
 
 // secretReader reads Secrets from the label-selected cache first and falls
 // back to the API server, which also sees Secrets tokensmith has not labelled

@@ -3,7 +3,6 @@ package controllers
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -58,20 +57,6 @@ func setupIndexes(mgr ctrl.Manager) error {
 	})
 }
 
-// oauthClientClaims are the identifiers oc holds against every other OAuthClient.
-func oauthClientClaims(oc *authv1alpha1.OAuthClient) []string {
-	var claims []string
-	if id := desired.ClaimedClientID(oc); id != "" {
-		claims = append(claims, claimClientID(id))
-	}
-	if oc.Spec.NumericID != nil {
-		claims = append(claims, claimNumericID(*oc.Spec.NumericID))
-	}
-	return claims
-}
-
-func claimClientID(id string) string { return "clientID=" + id }
-func claimNumericID(n int64) string  { return "numericID=" + strconv.FormatInt(n, 10) }
 func requestFor(o client.Object) reconcile.Request {
 	return reconcile.Request{NamespacedName: client.ObjectKeyFromObject(o)}
 }
@@ -116,19 +101,17 @@ type secretMapper struct {
 	serverNamespace string
 	verifierType    string
 	list            func() client.ObjectList
-	// claimKind is the kind of claim records this mapper follows, and
-	// claimIndex the field index (and its value) that finds a record's claimants.
-	claimKind  string
-	claimIndex func(claim string) (field, value string)
+	// claims are the claim records this mapper follows.
+	claims claimKind
 }
 
 func (m secretMapper) Map(ctx context.Context, s client.Object) []reconcile.Request {
 	if kind := s.GetLabels()[labelClaimKind]; kind != "" && s.GetNamespace() == m.serverNamespace {
 		// A claim record taken or given up: every claimant may now hold it.
-		if kind != m.claimKind {
+		if kind != m.claims.name {
 			return nil
 		}
-		field, value := m.claimIndex(s.GetAnnotations()[annotationClaim])
+		field, value := m.claims.index(s.GetAnnotations()[annotationClaim])
 		return m.listRequests(ctx, client.MatchingFields{field: value})
 	}
 	if s.GetNamespace() == m.serverNamespace && s.GetLabels()[credstore.LabelSecretType] != "" {
