@@ -169,7 +169,7 @@ func (l lifecycle[T]) refuseConflict(ctx context.Context, obj T, now time.Time, 
 	if err := deleteSecret(ctx, l.client, l.secrets, l.verifierKey(obj)); err != nil {
 		return err
 	}
-	l.setNotReady(obj, now, authv1alpha1.ReasonConflict, EventConflict, actionRefuse, conflictMessage(taken))
+	l.setNotReady(obj, now, authv1alpha1.ReasonConflict, eventConflict, actionRefuse, conflictMessage(taken))
 	return nil
 }
 

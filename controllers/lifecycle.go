@@ -63,7 +63,7 @@ func (l lifecycle[T]) run(ctx context.Context, key types.NamespacedName, obj T, 
 // object go. A Secret tokensmith created in the object's namespace is owned
 // by it, so garbage collection removes it; an adopted one stays.
 func (l lifecycle[T]) finalize(ctx context.Context, obj T) error {
-	if !controllerutil.ContainsFinalizer(obj, FinalizerVerifier) {
+	if !controllerutil.ContainsFinalizer(obj, finalizerVerifier) {
 		return nil
 	}
 	if err := deleteSecret(ctx, l.client, l.secrets, l.verifierKey(obj)); err != nil {
@@ -77,11 +77,11 @@ func (l lifecycle[T]) finalize(ctx context.Context, obj T) error {
 
 // addFinalizer patches the finalizer in only when it is missing.
 func addFinalizer(ctx context.Context, c client.Client, obj client.Object) error {
-	if controllerutil.ContainsFinalizer(obj, FinalizerVerifier) {
+	if controllerutil.ContainsFinalizer(obj, finalizerVerifier) {
 		return nil
 	}
 	before := obj.DeepCopyObject().(client.Object)
-	controllerutil.AddFinalizer(obj, FinalizerVerifier)
+	controllerutil.AddFinalizer(obj, finalizerVerifier)
 	if err := c.Patch(ctx, obj, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
 		return fmt.Errorf("adding finalizer: %w", err)
 	}
@@ -90,7 +90,7 @@ func addFinalizer(ctx context.Context, c client.Client, obj client.Object) error
 
 func removeFinalizer(ctx context.Context, c client.Client, obj client.Object) error {
 	before := obj.DeepCopyObject().(client.Object)
-	controllerutil.RemoveFinalizer(obj, FinalizerVerifier)
+	controllerutil.RemoveFinalizer(obj, finalizerVerifier)
 	if err := c.Patch(ctx, obj, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
 		return client.IgnoreNotFound(err)
 	}

@@ -18,9 +18,9 @@ import (
 	"github.com/tokensmith/tokensmith/internal/credstore"
 )
 
-// OAuthClientReconciler keeps, for each OAuthClient, the consumer Secret in its
+// oauthClientReconciler keeps, for each OAuthClient, the consumer Secret in its
 // namespace and the client verifier in the server namespace.
-type OAuthClientReconciler struct {
+type oauthClientReconciler struct {
 	// Client reads through the manager's cache, which holds only labelled Secrets.
 	Client client.Client
 	// APIReader reads from the API server: before generating anything, and for
@@ -33,7 +33,7 @@ type OAuthClientReconciler struct {
 
 // SetupWithManager registers the controller. metaCache is the metadata-only
 // watch of unlabelled Secrets (see newSecretMetadataWatch).
-func (r *OAuthClientReconciler) SetupWithManager(mgr ctrl.Manager, metaCache cache.Cache) error {
+func (r *oauthClientReconciler) SetupWithManager(mgr ctrl.Manager, metaCache cache.Cache) error {
 	m := secretMapper{
 		reader:          mgr.GetCache(),
 		serverNamespace: r.Options.ServerNamespace,
@@ -52,15 +52,15 @@ func (r *OAuthClientReconciler) SetupWithManager(mgr ctrl.Manager, metaCache cac
 		Complete(r)
 }
 
-func (r *OAuthClientReconciler) secrets() secretReader {
+func (r *oauthClientReconciler) secrets() secretReader {
 	return secretReader{cached: r.Client, api: r.APIReader}
 }
 
-func (r *OAuthClientReconciler) claims() claimer {
+func (r *oauthClientReconciler) claims() claimer {
 	return claimer{client: r.Client, apiReader: r.APIReader, serverNamespace: r.Options.ServerNamespace, kind: clientClaimKind}
 }
 
-func (r *OAuthClientReconciler) lifecycle() lifecycle[*authv1alpha1.OAuthClient] {
+func (r *oauthClientReconciler) lifecycle() lifecycle[*authv1alpha1.OAuthClient] {
 	return lifecycle[*authv1alpha1.OAuthClient]{
 		client: r.Client, secrets: r.secrets(), claims: r.claims(),
 		verifierKey: r.verifierKey,
@@ -69,12 +69,12 @@ func (r *OAuthClientReconciler) lifecycle() lifecycle[*authv1alpha1.OAuthClient]
 	}
 }
 
-func (r *OAuthClientReconciler) verifierKey(oc *authv1alpha1.OAuthClient) types.NamespacedName {
+func (r *oauthClientReconciler) verifierKey(oc *authv1alpha1.OAuthClient) types.NamespacedName {
 	return types.NamespacedName{Namespace: r.Options.ServerNamespace, Name: credstore.ClientVerifierName(oc.Namespace, oc.Name)}
 }
 
 // Reconcile implements reconcile.Reconciler: the shared lifecycle around reconcileClient.
-func (r *OAuthClientReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+func (r *oauthClientReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	return r.lifecycle().reconcile(ctx, req.NamespacedName, &authv1alpha1.OAuthClient{}, r.reconcileClient)
 }
 
@@ -82,7 +82,7 @@ func (r *OAuthClientReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 // identifiers known so far, refuse a Secret that is not tokensmith's to write,
 // settle the client id and claim it, make the consumer Secret complete, and
 // write the verifier that follows it.
-func (r *OAuthClientReconciler) reconcileClient(ctx context.Context, oc *authv1alpha1.OAuthClient) (ctrl.Result, error) {
+func (r *oauthClientReconciler) reconcileClient(ctx context.Context, oc *authv1alpha1.OAuthClient) (ctrl.Result, error) {
 	now := r.Options.now()
 	oc.Status.ObservedGeneration = oc.Generation
 	secretKey := types.NamespacedName{Namespace: oc.Namespace, Name: desired.ConsumerSecretName(oc)}
@@ -103,7 +103,7 @@ func (r *OAuthClientReconciler) reconcileClient(ctx context.Context, oc *authv1a
 		if missing := desired.MissingProvidedKeys(oc, consumerData(consumer), consumer != nil); missing != "" {
 			// Never generate into a Secret someone else provides, and leave the
 			// verifier as it is: see keptWhileWaiting.
-			r.setNotReady(oc, now, authv1alpha1.ReasonWaitingForSecret, EventWaitingForSecret, actionWait,
+			r.setNotReady(oc, now, authv1alpha1.ReasonWaitingForSecret, eventWaitingForSecret, actionWait,
 				fmt.Sprintf("Waiting for Secret %s to hold %s", secretKey.Name, missing)+
 					keptWhileWaiting(ctx, r.Client, r.verifierKey(oc)))
 			return ctrl.Result{}, nil
@@ -111,14 +111,14 @@ func (r *OAuthClientReconciler) reconcileClient(ctx context.Context, oc *authv1a
 	} else if consumer != nil {
 		if problem := r.unadoptable(oc, consumer); problem != "" {
 			// Someone else's Secret: never write to it, never own it.
-			r.setNotReady(oc, now, authv1alpha1.ReasonForeignSecret, EventForeignSecret, actionRefuse, problem)
+			r.setNotReady(oc, now, authv1alpha1.ReasonForeignSecret, eventForeignSecret, actionRefuse, problem)
 			return ctrl.Result{}, nil
 		}
 	}
 
 	clientID, problem := desired.ResolveClientID(oc, secretKey.Name, consumerData(consumer))
 	if problem != "" {
-		r.setNotReady(oc, now, authv1alpha1.ReasonInvalid, EventInvalid, actionRefuse, problem)
+		r.setNotReady(oc, now, authv1alpha1.ReasonInvalid, eventInvalid, actionRefuse, problem)
 		return ctrl.Result{}, nil
 	}
 	if oc.Spec.ClientID != "" {
@@ -145,7 +145,7 @@ func (r *OAuthClientReconciler) reconcileClient(ctx context.Context, oc *authv1a
 
 	current, problem := desired.CurrentDigests(oc, consumer.Name, consumer.Data)
 	if problem != "" {
-		r.setNotReady(oc, now, authv1alpha1.ReasonInvalid, EventInvalid, actionRefuse, problem)
+		r.setNotReady(oc, now, authv1alpha1.ReasonInvalid, eventInvalid, actionRefuse, problem)
 		return ctrl.Result{}, nil
 	}
 	requeue, err := r.ensureVerifier(ctx, oc, secretKey.Name, current, clientID, now)

@@ -23,7 +23,7 @@ const secretBytes = 32
 
 // unadoptable explains why oc may not write into the existing Secret s, or "":
 // see adoptProblem. A client's own keys are a CLIENT_SECRET.
-func (r *OAuthClientReconciler) unadoptable(oc *authv1alpha1.OAuthClient, s *corev1.Secret) string {
+func (r *oauthClientReconciler) unadoptable(oc *authv1alpha1.OAuthClient, s *corev1.Secret) string {
 	return adoptProblem(oc, "OAuthClient", s, len(s.Data[credstore.KeyClientSecret]) > 0,
 		", and it holds no "+credstore.KeyClientSecret, "Choose another spec.secretName")
 }
@@ -35,7 +35,7 @@ func (r *OAuthClientReconciler) unadoptable(oc *authv1alpha1.OAuthClient, s *cor
 //
 // issued says that credentials were already handed out through this Secret:
 // if it is gone now, someone deleted it (see createConsumerSecret).
-func (r *OAuthClientReconciler) ensureConsumerSecret(ctx context.Context, oc *authv1alpha1.OAuthClient, key types.NamespacedName, existing *corev1.Secret, clientID string, issued bool) (*corev1.Secret, error) {
+func (r *oauthClientReconciler) ensureConsumerSecret(ctx context.Context, oc *authv1alpha1.OAuthClient, key types.NamespacedName, existing *corev1.Secret, clientID string, issued bool) (*corev1.Secret, error) {
 	if existing == nil {
 		created, err := r.createConsumerSecret(ctx, oc, key, clientID, issued)
 		if err != nil || created != nil {
@@ -86,7 +86,7 @@ func (r *OAuthClientReconciler) ensureConsumerSecret(ctx context.Context, oc *au
 
 	rotate := oc.Annotations[authv1alpha1.AnnotationRotate]
 	rotated := false
-	if rotate != "" && rotate != existing.Annotations[AnnotationRotated] {
+	if rotate != "" && rotate != existing.Annotations[annotationRotated] {
 		// A Secret adopted now records the current request as handled: the
 		// annotation predates tokensmith's care of this Secret.
 		if !adopting {
@@ -102,7 +102,7 @@ func (r *OAuthClientReconciler) ensureConsumerSecret(ctx context.Context, oc *au
 		if next.Annotations == nil {
 			next.Annotations = map[string]string{}
 		}
-		next.Annotations[AnnotationRotated] = rotate
+		next.Annotations[annotationRotated] = rotate
 	}
 
 	if equality.Semantic.DeepEqual(existing.ObjectMeta, next.ObjectMeta) && equality.Semantic.DeepEqual(existing.Data, next.Data) {
@@ -113,12 +113,12 @@ func (r *OAuthClientReconciler) ensureConsumerSecret(ctx context.Context, oc *au
 	}
 	switch {
 	case adopting:
-		r.event(oc, corev1.EventTypeNormal, EventAdopted, actionUpdate, "Adopted the credentials in Secret %s", key.Name)
+		r.event(oc, corev1.EventTypeNormal, eventAdopted, actionUpdate, "Adopted the credentials in Secret %s", key.Name)
 	case rotated:
-		r.event(oc, corev1.EventTypeNormal, EventRotated, actionRotate, "Rotated the credentials in Secret %s; the previous ones work for %s", key.Name, desired.GracePeriod(oc))
+		r.event(oc, corev1.EventTypeNormal, eventRotated, actionRotate, "Rotated the credentials in Secret %s; the previous ones work for %s", key.Name, desired.GracePeriod(oc))
 	}
 	if len(filled) > 0 {
-		r.event(oc, corev1.EventTypeNormal, EventFilledIn, actionUpdate, "Generated %s in Secret %s", strings.Join(filled, ", "), key.Name)
+		r.event(oc, corev1.EventTypeNormal, eventFilledIn, actionUpdate, "Generated %s in Secret %s", strings.Join(filled, ", "), key.Name)
 	}
 	return next, nil
 }
@@ -151,7 +151,7 @@ func (r *OAuthClientReconciler) ensureConsumerSecret(ctx context.Context, oc *au
 // than be replaced. (A second GET here used to repeat that question: one
 // request in eight per new OAuthClient, for nothing the Create does not
 // already guarantee.)
-func (r *OAuthClientReconciler) createConsumerSecret(ctx context.Context, oc *authv1alpha1.OAuthClient, key types.NamespacedName, clientID string, recreated bool) (*corev1.Secret, error) {
+func (r *oauthClientReconciler) createConsumerSecret(ctx context.Context, oc *authv1alpha1.OAuthClient, key types.NamespacedName, clientID string, recreated bool) (*corev1.Secret, error) {
 	s := &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{
 			Namespace: key.Namespace,
@@ -162,7 +162,7 @@ func (r *OAuthClientReconciler) createConsumerSecret(ctx context.Context, oc *au
 		Data: map[string][]byte{credstore.KeyClientID: []byte(clientID)},
 	}
 	if rotate := oc.Annotations[authv1alpha1.AnnotationRotate]; rotate != "" {
-		s.Annotations = map[string]string{AnnotationRotated: rotate}
+		s.Annotations = map[string]string{annotationRotated: rotate}
 	}
 	if r.Options.TokenURL != "" {
 		s.Data[credstore.KeyTokenURL] = []byte(r.Options.TokenURL)
@@ -185,17 +185,17 @@ func (r *OAuthClientReconciler) createConsumerSecret(ctx context.Context, oc *au
 	}
 	if recreated {
 		if grace := desired.GracePeriod(oc); grace > 0 {
-			r.event(oc, corev1.EventTypeWarning, EventConsumerSecretRecreated, actionCreate,
+			r.event(oc, corev1.EventTypeWarning, eventConsumerSecretRecreated, actionCreate,
 				"Secret %s was deleted; generated new credentials into it under the same client id. The previous ones work for %s: "+
 					"applications must re-read the Secret before then", key.Name, grace)
 		} else {
-			r.event(oc, corev1.EventTypeWarning, EventConsumerSecretRecreated, actionCreate,
+			r.event(oc, corev1.EventTypeWarning, eventConsumerSecretRecreated, actionCreate,
 				"Secret %s was deleted; generated new credentials into it under the same client id. The previous ones no longer work "+
 					"(rotationGracePeriod is 0s): applications must re-read the Secret", key.Name)
 		}
 		return s, nil
 	}
-	r.event(oc, corev1.EventTypeNormal, EventGenerated, actionCreate, "Generated credentials into Secret %s", key.Name)
+	r.event(oc, corev1.EventTypeNormal, eventGenerated, actionCreate, "Generated credentials into Secret %s", key.Name)
 	return s, nil
 }
 
@@ -203,7 +203,7 @@ func (r *OAuthClientReconciler) createConsumerSecret(ctx context.Context, oc *au
 // When the Secret's credentials differ from the verifier's current ones (a
 // rotation, or an edit by hand) the old digests stay, with an expiry, for the
 // grace period. It returns when to come back to drop an expired digest.
-func (r *OAuthClientReconciler) ensureVerifier(ctx context.Context, oc *authv1alpha1.OAuthClient, consumerName string, current credstore.SecretDigests, clientID string, now time.Time) (time.Duration, error) {
+func (r *oauthClientReconciler) ensureVerifier(ctx context.Context, oc *authv1alpha1.OAuthClient, consumerName string, current credstore.SecretDigests, clientID string, now time.Time) (time.Duration, error) {
 	key := r.verifierKey(oc)
 	existing, err := r.secrets().get(ctx, key)
 	if err != nil {
@@ -218,7 +218,7 @@ func (r *OAuthClientReconciler) ensureVerifier(ctx context.Context, oc *authv1al
 	if changed {
 		t := metav1.NewTime(now.Truncate(time.Second))
 		oc.Status.LastRotationTime = &t
-		r.event(oc, corev1.EventTypeNormal, EventSecretChanged, actionUpdate,
+		r.event(oc, corev1.EventTypeNormal, eventSecretChanged, actionUpdate,
 			"The verifier follows the new credentials in Secret %s; the previous ones work for %s", consumerName, grace)
 	}
 

@@ -12,13 +12,13 @@ import (
 
 // setNotReady reports why oc cannot be served, with a Warning event the first
 // time it happens: these are the states where a person must act.
-func (r *OAuthClientReconciler) setNotReady(oc *authv1alpha1.OAuthClient, now time.Time, reason, eventReason, action, message string) {
+func (r *oauthClientReconciler) setNotReady(oc *authv1alpha1.OAuthClient, now time.Time, reason, eventReason, action, message string) {
 	if setCondition(&oc.Status.Conditions, oc.Generation, now, metav1.ConditionFalse, reason, message) {
 		r.event(oc, corev1.EventTypeWarning, eventReason, action, "%s", message)
 	}
 }
 
-func (r *OAuthClientReconciler) event(oc *authv1alpha1.OAuthClient, eventType, reason, action, note string, args ...any) {
+func (r *oauthClientReconciler) event(oc *authv1alpha1.OAuthClient, eventType, reason, action, note string, args ...any) {
 	emit(r.Recorder, oc, eventType, reason, action, note, args...)
 }
 

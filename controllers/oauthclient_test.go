@@ -104,7 +104,7 @@ func TestOAuthClient(t *testing.T) {
 			if ref := metav1.GetControllerOf(s); ref == nil || ref.UID != oc.UID || ref.Kind != "OAuthClient" {
 				t.Errorf("controller reference = %+v", ref)
 			}
-			if oc.Status.SecretName != "app-credentials" || !controllerutil.ContainsFinalizer(oc, FinalizerVerifier) {
+			if oc.Status.SecretName != "app-credentials" || !controllerutil.ContainsFinalizer(oc, finalizerVerifier) {
 				t.Errorf("status.secretName %q, finalizers %v", oc.Status.SecretName, oc.Finalizers)
 			}
 
@@ -137,7 +137,7 @@ func TestOAuthClient(t *testing.T) {
 					if containsAny(e.Note, string(s.Data[credstore.KeyClientSecret]), string(s.Data[credstore.KeyAPIKey]), string(s.Data[credstore.KeyAPISecret])) {
 						t.Fatalf("event %s carries a secret value", e.Reason)
 					}
-					if e.Reason == EventGenerated && e.Regarding.Name == "app" {
+					if e.Reason == eventGenerated && e.Regarding.Name == "app" {
 						return nil
 					}
 				}
@@ -175,8 +175,8 @@ func TestOAuthClient(t *testing.T) {
 			if oc.Status.ClientID != "legacy-client" || len(s.OwnerReferences) != 0 || s.Labels[authv1alpha1.LabelManagedBy] != authv1alpha1.ManagedByValue {
 				t.Errorf("status.clientID %q, owners %v, labels %v", oc.Status.ClientID, s.OwnerReferences, s.Labels)
 			}
-			if s.Annotations[AnnotationRotated] != "predates-adoption" {
-				t.Errorf("a rotate annotation older than the adoption must be recorded as handled, got %q", s.Annotations[AnnotationRotated])
+			if s.Annotations[annotationRotated] != "predates-adoption" {
+				t.Errorf("a rotate annotation older than the adoption must be recorded as handled, got %q", s.Annotations[annotationRotated])
 			}
 			v, err := clientVerifier(t, oc)
 			if err != nil {

@@ -90,7 +90,7 @@ func reconcileOAuthClientOnce(t *testing.T, grants uint8, clientID string, numer
 		})
 	}
 	c := fakeClient(objs...)
-	r := &OAuthClientReconciler{Client: c, APIReader: c, Scheme: c.Scheme(),
+	r := &oauthClientReconciler{Client: c, APIReader: c, Scheme: c.Scheme(),
 		Options: Options{ServerNamespace: "server", TokenURL: "http://t", Now: fuzzNow}}
 	req := reconcile.Request{NamespacedName: types.NamespacedName{Namespace: "ns", Name: "fuzz"}}
 	for i := 0; i < 2; i++ {
@@ -139,7 +139,7 @@ func reconcileUserOnce(t *testing.T, username, refName, refKey, pw string, withS
 		objs = append(objs, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: name}, Data: map[string][]byte{key: []byte(pw)}})
 	}
 	c := fakeClient(objs...)
-	r := &UserReconciler{Client: c, APIReader: c, Scheme: c.Scheme(),
+	r := &userReconciler{Client: c, APIReader: c, Scheme: c.Scheme(),
 		Options:    Options{ServerNamespace: "server", Now: fuzzNow},
 		HashParams: password.Params{MemoryKiB: 8, Iterations: 1, Parallelism: 1}}
 	req := reconcile.Request{NamespacedName: types.NamespacedName{Namespace: "ns", Name: "fuzz"}}

@@ -250,21 +250,21 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 		return err
 	}
 	recorder := mgr.GetEventRecorder("tokensmith-controller")
-	oc := &OAuthClientReconciler{
+	oc := &oauthClientReconciler{
 		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Scheme: mgr.GetScheme(),
 		Recorder: recorder, Options: opts,
 	}
 	if err := oc.SetupWithManager(mgr, watch); err != nil {
 		return fmt.Errorf("controllers: setting up the OAuthClient controller: %w", err)
 	}
-	u := &UserReconciler{
+	u := &userReconciler{
 		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Scheme: mgr.GetScheme(),
 		Recorder: recorder, Options: opts,
 	}
 	if err := u.SetupWithManager(mgr, watch); err != nil {
 		return fmt.Errorf("controllers: setting up the User controller: %w", err)
 	}
-	sk := &SigningKeysReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Options: opts}
+	sk := &signingKeysReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Options: opts}
 	if err := sk.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("controllers: setting up the signing-keys controller: %w", err)
 	}

@@ -19,13 +19,13 @@ import (
 	"github.com/tokensmith/tokensmith/internal/password"
 )
 
-// UserReconciler keeps, for each User, the user verifier in the server
+// userReconciler keeps, for each User, the user verifier in the server
 // namespace (and a generated password Secret when the User names none).
 //
 // It reconciles on status changes too: the token server patches
 // status.devices and status.lockedUntil, and every replica learns of them
 // only through the verifier this reconciler mirrors them into.
-type UserReconciler struct {
+type userReconciler struct {
 	Client    client.Client
 	APIReader client.Reader
 	Scheme    *runtime.Scheme
@@ -35,8 +35,8 @@ type UserReconciler struct {
 	HashParams password.Params
 }
 
-// SetupWithManager registers the controller; see OAuthClientReconciler.SetupWithManager.
-func (r *UserReconciler) SetupWithManager(mgr ctrl.Manager, metaCache cache.Cache) error {
+// SetupWithManager registers the controller; see oauthClientReconciler.SetupWithManager.
+func (r *userReconciler) SetupWithManager(mgr ctrl.Manager, metaCache cache.Cache) error {
 	m := secretMapper{
 		reader:          mgr.GetCache(),
 		serverNamespace: r.Options.ServerNamespace,
@@ -53,15 +53,15 @@ func (r *UserReconciler) SetupWithManager(mgr ctrl.Manager, metaCache cache.Cach
 		Complete(r)
 }
 
-func (r *UserReconciler) secrets() secretReader {
+func (r *userReconciler) secrets() secretReader {
 	return secretReader{cached: r.Client, api: r.APIReader}
 }
 
-func (r *UserReconciler) claims() claimer {
+func (r *userReconciler) claims() claimer {
 	return claimer{client: r.Client, apiReader: r.APIReader, serverNamespace: r.Options.ServerNamespace, kind: userClaimKind}
 }
 
-func (r *UserReconciler) lifecycle() lifecycle[*authv1alpha1.User] {
+func (r *userReconciler) lifecycle() lifecycle[*authv1alpha1.User] {
 	return lifecycle[*authv1alpha1.User]{
 		client: r.Client, secrets: r.secrets(), claims: r.claims(),
 		verifierKey: r.verifierKey,
@@ -70,18 +70,18 @@ func (r *UserReconciler) lifecycle() lifecycle[*authv1alpha1.User] {
 	}
 }
 
-func (r *UserReconciler) verifierKey(u *authv1alpha1.User) types.NamespacedName {
+func (r *userReconciler) verifierKey(u *authv1alpha1.User) types.NamespacedName {
 	return types.NamespacedName{Namespace: r.Options.ServerNamespace, Name: credstore.UserVerifierName(u.Namespace, u.Name)}
 }
 
 // Reconcile implements reconcile.Reconciler: the shared lifecycle around reconcileUser.
-func (r *UserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+func (r *userReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	return r.lifecycle().reconcile(ctx, req.NamespacedName, &authv1alpha1.User{}, r.reconcileUser)
 }
 
 // reconcileUser claims the username, reads (or generates) the password,
 // writes the verifier, and says whether the token server can log the user in.
-func (r *UserReconciler) reconcileUser(ctx context.Context, u *authv1alpha1.User) (ctrl.Result, error) {
+func (r *userReconciler) reconcileUser(ctx context.Context, u *authv1alpha1.User) (ctrl.Result, error) {
 	now := r.Options.now()
 	u.Status.ObservedGeneration = u.Generation
 	claims := userClaims(u)
@@ -98,7 +98,7 @@ func (r *UserReconciler) reconcileUser(ctx context.Context, u *authv1alpha1.User
 		return ctrl.Result{}, err
 	}
 	if problem != "" {
-		r.setNotReady(u, now, authv1alpha1.ReasonForeignSecret, EventForeignSecret, actionRefuse, problem)
+		r.setNotReady(u, now, authv1alpha1.ReasonForeignSecret, eventForeignSecret, actionRefuse, problem)
 		return ctrl.Result{}, nil
 	}
 	pw := ""
@@ -107,12 +107,12 @@ func (r *UserReconciler) reconcileUser(ctx context.Context, u *authv1alpha1.User
 	}
 	if pw == "" {
 		// The verifier is left as it is: see keptWhileWaiting.
-		r.setNotReady(u, now, authv1alpha1.ReasonWaitingForSecret, EventWaitingForSecret, actionWait,
+		r.setNotReady(u, now, authv1alpha1.ReasonWaitingForSecret, eventWaitingForSecret, actionWait,
 			fmt.Sprintf("Waiting for Secret %s to hold the key %q", secretName, key)+keptWhileWaiting(ctx, r.Client, r.verifierKey(u)))
 		return ctrl.Result{}, nil
 	}
 	if len(pw) > password.MaxLength {
-		r.setNotReady(u, now, authv1alpha1.ReasonInvalid, EventInvalid, actionRefuse,
+		r.setNotReady(u, now, authv1alpha1.ReasonInvalid, eventInvalid, actionRefuse,
 			fmt.Sprintf("The password in Secret %s is longer than %d bytes", secretName, password.MaxLength))
 		return ctrl.Result{}, nil
 	}

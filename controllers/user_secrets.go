@@ -30,7 +30,7 @@ import (
 // with no grace period: a new password is a password change, which ends the
 // user's sessions at once (the verifier bumps the credential generation).
 // A Warning event says so.
-func (r *UserReconciler) passwordSecret(ctx context.Context, u *authv1alpha1.User, key types.NamespacedName, dataKey string, recreated bool) (s *corev1.Secret, problem string, err error) {
+func (r *userReconciler) passwordSecret(ctx context.Context, u *authv1alpha1.User, key types.NamespacedName, dataKey string, recreated bool) (s *corev1.Secret, problem string, err error) {
 	s, err = r.secrets().get(ctx, key)
 	if err != nil || u.Spec.PasswordSecretRef != nil {
 		return s, "", err
@@ -57,10 +57,10 @@ func (r *UserReconciler) passwordSecret(ctx context.Context, u *authv1alpha1.Use
 		err = r.Client.Create(ctx, s)
 		if err == nil {
 			if recreated {
-				emit(r.Recorder, u, corev1.EventTypeWarning, EventConsumerSecretRecreated, actionCreate,
+				emit(r.Recorder, u, corev1.EventTypeWarning, eventConsumerSecretRecreated, actionCreate,
 					"Secret %s was deleted; generated a new password into it, and every session of this user has ended", key.Name)
 			} else {
-				emit(r.Recorder, u, corev1.EventTypeNormal, EventGenerated, actionCreate, "Generated a password into Secret %s", key.Name)
+				emit(r.Recorder, u, corev1.EventTypeNormal, eventGenerated, actionCreate, "Generated a password into Secret %s", key.Name)
 			}
 			return s, "", nil
 		}
@@ -101,7 +101,7 @@ func (r *UserReconciler) passwordSecret(ctx context.Context, u *authv1alpha1.Use
 	if err := r.Client.Update(ctx, next); err != nil {
 		return nil, "", fmt.Errorf("updating Secret %s: %w", key, err)
 	}
-	emit(r.Recorder, u, corev1.EventTypeNormal, EventAdopted, actionUpdate, "Adopted Secret %s for the password", key.Name)
+	emit(r.Recorder, u, corev1.EventTypeNormal, eventAdopted, actionUpdate, "Adopted Secret %s for the password", key.Name)
 	return next, "", nil
 }
 
@@ -110,7 +110,7 @@ func (r *UserReconciler) passwordSecret(ctx context.Context, u *authv1alpha1.Use
 // remembers which version of the password Secret it hashed (PasswordSource),
 // and a new version whose password still verifies (a label was added, another
 // key changed) keeps the old hash and the old credential generation.
-func (r *UserReconciler) ensureVerifier(ctx context.Context, u *authv1alpha1.User, pwSecret *corev1.Secret, pw string, now time.Time) error {
+func (r *userReconciler) ensureVerifier(ctx context.Context, u *authv1alpha1.User, pwSecret *corev1.Secret, pw string, now time.Time) error {
 	key := r.verifierKey(u)
 	existing, err := r.secrets().get(ctx, key)
 	if err != nil {
@@ -142,7 +142,7 @@ func (r *UserReconciler) ensureVerifier(ctx context.Context, u *authv1alpha1.Use
 			t := metav1.NewTime(now.Truncate(time.Second))
 			u.Status.PasswordChangedTime = &t
 			if hasOld {
-				emit(r.Recorder, u, corev1.EventTypeNormal, EventPasswordChanged, actionUpdate,
+				emit(r.Recorder, u, corev1.EventTypeNormal, eventPasswordChanged, actionUpdate,
 					"The password in Secret %s changed; every session of this user has ended", pwSecret.Name)
 			}
 		}

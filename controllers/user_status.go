@@ -11,7 +11,7 @@ import (
 
 // setNotReady reports why u cannot be served, with a Warning event the first
 // time it happens: these are the states where a person must act.
-func (r *UserReconciler) setNotReady(u *authv1alpha1.User, now time.Time, reason, eventReason, action, message string) {
+func (r *userReconciler) setNotReady(u *authv1alpha1.User, now time.Time, reason, eventReason, action, message string) {
 	if setCondition(&u.Status.Conditions, u.Generation, now, metav1.ConditionFalse, reason, message) {
 		emit(r.Recorder, u, corev1.EventTypeWarning, eventReason, action, "%s", message)
 	}
