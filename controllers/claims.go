@@ -51,7 +51,8 @@ const (
 	claimKindUser   = "user"
 )
 
-// claimKind is what the claim rules need to know of one kind of claimant.
+// claimKind is what the claim rules, and the watches that follow claims and
+// verifiers, need to know of one kind of claimant (OAuthClient, User).
 type claimKind struct {
 	// name is the record's labelClaimKind: claimKindClient or claimKindUser.
 	name string
@@ -62,8 +63,10 @@ type claimKind struct {
 	keys func(obj client.Object) []string
 	// index is the field index, and its value, that lists a claim's claimants.
 	index func(key string) (field, value string)
-	// verifierName names obj's verifier Secret in the server namespace.
+	// verifierName names an object's verifier Secret in the server
+	// namespace, and verifierType is that Secret's credstore.LabelSecretType.
 	verifierName func(namespace, name string) string
+	verifierType string
 	// serves reports whether the verifier document doc serves claim key.
 	serves func(doc []byte, key string) bool
 }
@@ -75,6 +78,7 @@ var clientClaimKind = claimKind{
 	keys:         func(obj client.Object) []string { return oauthClientClaims(obj.(*authv1alpha1.OAuthClient)) },
 	index:        func(key string) (string, string) { return indexClaim, key },
 	verifierName: credstore.ClientVerifierName,
+	verifierType: credstore.TypeClientVerifier,
 	serves: func(doc []byte, key string) bool {
 		var v credstore.ClientVerifier
 		return credstore.Decode(doc, &v) == nil &&
@@ -94,6 +98,7 @@ var userClaimKind = claimKind{
 	},
 	index:        func(key string) (string, string) { return indexUsername, strings.TrimPrefix(key, claimUsername("")) },
 	verifierName: credstore.UserVerifierName,
+	verifierType: credstore.TypeUserVerifier,
 	serves: func(doc []byte, key string) bool {
 		var v credstore.UserVerifier
 		return credstore.Decode(doc, &v) == nil && claimUsername(v.Username) == key

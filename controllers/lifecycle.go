@@ -8,11 +8,49 @@ import (
 
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 )
+
+// credentialReconciler is what the OAuthClient and User reconcilers hold.
+type credentialReconciler struct {
+	// Client reads through the manager's cache, which holds only labelled Secrets.
+	Client client.Client
+	// APIReader reads from the API server: before generating anything, and for
+	// Secrets tokensmith has not labelled.
+	APIReader client.Reader
+	Scheme    *runtime.Scheme
+	Recorder  events.EventRecorder
+	Options   Options
+}
+
+func (r credentialReconciler) secrets() secretReader {
+	return secretReader{cached: r.Client, api: r.APIReader}
+}
+
+func (r credentialReconciler) claimerOf(kind claimKind) claimer {
+	return claimer{client: r.Client, apiReader: r.APIReader, serverNamespace: r.Options.ServerNamespace, kind: kind}
+}
+
+// verifierKeyOf is where obj's verifier lives, in the server namespace.
+func (r credentialReconciler) verifierKeyOf(kind claimKind, obj client.Object) types.NamespacedName {
+	return types.NamespacedName{Namespace: r.Options.ServerNamespace, Name: kind.verifierName(obj.GetNamespace(), obj.GetName())}
+}
+
+// lifecycleOf is the lifecycle of one kind; setNotReady is the kind's own
+// (*_status.go).
+func lifecycleOf[T client.Object](r credentialReconciler, kind claimKind, status func(T) any,
+	setNotReady func(obj T, now time.Time, reason, eventReason, action, message string)) lifecycle[T] {
+	return lifecycle[T]{
+		client: r.Client, secrets: r.secrets(), claims: r.claimerOf(kind),
+		verifierKey: func(obj T) types.NamespacedName { return r.verifierKeyOf(kind, obj) },
+		status:      status, setNotReady: setNotReady,
+	}
+}
 
 // lifecycle is what the OAuthClient and User reconcilers share around their
 // work: get the object, finalize it on deletion (delete its verifier, give up

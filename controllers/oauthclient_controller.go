@@ -4,73 +4,34 @@ import (
 	"context"
 	"fmt"
 
-	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
-	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/handler"
 
 	authv1alpha1 "github.com/tokensmith/tokensmith/api/v1alpha1"
 	"github.com/tokensmith/tokensmith/controllers/internal/desired"
-	"github.com/tokensmith/tokensmith/internal/credstore"
 )
 
 // oauthClientReconciler keeps, for each OAuthClient, the consumer Secret in its
 // namespace and the client verifier in the server namespace.
 type oauthClientReconciler struct {
-	// Client reads through the manager's cache, which holds only labelled Secrets.
-	Client client.Client
-	// APIReader reads from the API server: before generating anything, and for
-	// Secrets tokensmith has not labelled.
-	APIReader client.Reader
-	Scheme    *runtime.Scheme
-	Recorder  events.EventRecorder
-	Options   Options
+	credentialReconciler
 }
 
-// SetupWithManager registers the controller. metaCache is the metadata-only
-// watch of unlabelled Secrets (see newSecretMetadataWatch).
+// SetupWithManager registers the controller; see watchKind.
 func (r *oauthClientReconciler) SetupWithManager(mgr ctrl.Manager, metaCache cache.Cache) error {
-	m := secretMapper{
-		reader:          mgr.GetCache(),
-		serverNamespace: r.Options.ServerNamespace,
-		verifierType:    credstore.TypeClientVerifier,
-		list:            func() client.ObjectList { return &authv1alpha1.OAuthClientList{} },
-		claims:          clientClaimKind,
-	}
-	return ctrl.NewControllerManagedBy(mgr).
-		Named("oauthclient").
-		For(&authv1alpha1.OAuthClient{}).
-		// A change to one claimant of a clientID or numericID may free it for
-		// another (its deletion): wake every claimant.
-		Watches(&authv1alpha1.OAuthClient{}, handler.EnqueueRequestsFromMapFunc(clientClaimKind.otherClaimants(mgr.GetCache()))).
-		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(m.Map)).
-		WatchesRawSource(metadataSource(metaCache, m)).
-		Complete(r)
+	return watchKind(mgr, metaCache, "oauthclient", r.Options.ServerNamespace, clientClaimKind, r)
 }
 
-func (r *oauthClientReconciler) secrets() secretReader {
-	return secretReader{cached: r.Client, api: r.APIReader}
-}
+func (r *oauthClientReconciler) claims() claimer { return r.claimerOf(clientClaimKind) }
 
-func (r *oauthClientReconciler) claims() claimer {
-	return claimer{client: r.Client, apiReader: r.APIReader, serverNamespace: r.Options.ServerNamespace, kind: clientClaimKind}
+func (r *oauthClientReconciler) verifierKey(oc *authv1alpha1.OAuthClient) types.NamespacedName {
+	return r.verifierKeyOf(clientClaimKind, oc)
 }
 
 func (r *oauthClientReconciler) lifecycle() lifecycle[*authv1alpha1.OAuthClient] {
-	return lifecycle[*authv1alpha1.OAuthClient]{
-		client: r.Client, secrets: r.secrets(), claims: r.claims(),
-		verifierKey: r.verifierKey,
-		status:      func(oc *authv1alpha1.OAuthClient) any { return oc.Status },
-		setNotReady: r.setNotReady,
-	}
-}
-
-func (r *oauthClientReconciler) verifierKey(oc *authv1alpha1.OAuthClient) types.NamespacedName {
-	return types.NamespacedName{Namespace: r.Options.ServerNamespace, Name: credstore.ClientVerifierName(oc.Namespace, oc.Name)}
+	return lifecycleOf(r.credentialReconciler, clientClaimKind,
+		func(oc *authv1alpha1.OAuthClient) any { return oc.Status }, r.setNotReady)
 }
 
 // Reconcile implements reconcile.Reconciler: the shared lifecycle around reconcileClient.

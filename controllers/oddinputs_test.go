@@ -43,6 +43,17 @@ func fakeClient(objs ...client.Object) client.Client {
 		Build()
 }
 
+// reconcileTwice reconciles ns/fuzz twice (the second finds the first's
+// writes) and returns the request. Errors are expected on odd inputs; what
+// matters is what is left behind.
+func reconcileTwice(r reconcile.Reconciler) reconcile.Request {
+	req := reconcile.Request{NamespacedName: types.NamespacedName{Namespace: "ns", Name: "fuzz"}}
+	for range 2 {
+		_, _ = r.Reconcile(context.Background(), req)
+	}
+	return req
+}
+
 var fuzzNow = func() time.Time { return time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC) }
 
 func TestReconcileOAuthClientOddInputs(t *testing.T) {
@@ -90,12 +101,8 @@ func reconcileOAuthClientOnce(t *testing.T, grants uint8, clientID string, numer
 		})
 	}
 	c := fakeClient(objs...)
-	r := &oauthClientReconciler{Client: c, APIReader: c, Scheme: c.Scheme(),
-		Options: Options{ServerNamespace: "server", TokenURL: "http://t", Now: fuzzNow}}
-	req := reconcile.Request{NamespacedName: types.NamespacedName{Namespace: "ns", Name: "fuzz"}}
-	for i := 0; i < 2; i++ {
-		_, _ = r.Reconcile(context.Background(), req)
-	}
+	req := reconcileTwice(&oauthClientReconciler{credentialReconciler{Client: c, APIReader: c, Scheme: c.Scheme(),
+		Options: Options{ServerNamespace: "server", TokenURL: "http://t", Now: fuzzNow}}})
 	got := &authv1alpha1.OAuthClient{}
 	if err := c.Get(context.Background(), req.NamespacedName, got); err != nil {
 		return
@@ -139,13 +146,9 @@ func reconcileUserOnce(t *testing.T, username, refName, refKey, pw string, withS
 		objs = append(objs, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: name}, Data: map[string][]byte{key: []byte(pw)}})
 	}
 	c := fakeClient(objs...)
-	r := &userReconciler{Client: c, APIReader: c, Scheme: c.Scheme(),
-		Options:    Options{ServerNamespace: "server", Now: fuzzNow},
-		HashParams: password.Params{MemoryKiB: 8, Iterations: 1, Parallelism: 1}}
-	req := reconcile.Request{NamespacedName: types.NamespacedName{Namespace: "ns", Name: "fuzz"}}
-	for i := 0; i < 2; i++ {
-		_, _ = r.Reconcile(context.Background(), req)
-	}
+	req := reconcileTwice(&userReconciler{
+		credentialReconciler: credentialReconciler{Client: c, APIReader: c, Scheme: c.Scheme(), Options: Options{ServerNamespace: "server", Now: fuzzNow}},
+		HashParams:           password.Params{MemoryKiB: 8, Iterations: 1, Parallelism: 1}})
 	got := &authv1alpha1.User{}
 	if err := c.Get(context.Background(), req.NamespacedName, got); err != nil {
 		return

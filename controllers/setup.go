@@ -250,17 +250,15 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 		return err
 	}
 	recorder := mgr.GetEventRecorder("tokensmith-controller")
-	oc := &oauthClientReconciler{
+	base := credentialReconciler{
 		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Scheme: mgr.GetScheme(),
 		Recorder: recorder, Options: opts,
 	}
+	oc := &oauthClientReconciler{base}
 	if err := oc.SetupWithManager(mgr, watch); err != nil {
 		return fmt.Errorf("controllers: setting up the OAuthClient controller: %w", err)
 	}
-	u := &userReconciler{
-		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Scheme: mgr.GetScheme(),
-		Recorder: recorder, Options: opts,
-	}
+	u := &userReconciler{credentialReconciler: base}
 	if err := u.SetupWithManager(mgr, watch); err != nil {
 		return fmt.Errorf("controllers: setting up the User controller: %w", err)
 	}

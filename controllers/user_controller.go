@@ -4,18 +4,12 @@ import (
 	"context"
 	"fmt"
 
-	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
-	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/handler"
 
 	authv1alpha1 "github.com/tokensmith/tokensmith/api/v1alpha1"
 	"github.com/tokensmith/tokensmith/controllers/internal/desired"
-	"github.com/tokensmith/tokensmith/internal/credstore"
 	"github.com/tokensmith/tokensmith/internal/password"
 )
 
@@ -26,52 +20,25 @@ import (
 // status.devices and status.lockedUntil, and every replica learns of them
 // only through the verifier this reconciler mirrors them into.
 type userReconciler struct {
-	Client    client.Client
-	APIReader client.Reader
-	Scheme    *runtime.Scheme
-	Recorder  events.EventRecorder
-	Options   Options
+	credentialReconciler
 	// HashParams are the argon2id costs of new hashes; zero means password.Default.
 	HashParams password.Params
 }
 
-// SetupWithManager registers the controller; see oauthClientReconciler.SetupWithManager.
+// SetupWithManager registers the controller; see watchKind.
 func (r *userReconciler) SetupWithManager(mgr ctrl.Manager, metaCache cache.Cache) error {
-	m := secretMapper{
-		reader:          mgr.GetCache(),
-		serverNamespace: r.Options.ServerNamespace,
-		verifierType:    credstore.TypeUserVerifier,
-		list:            func() client.ObjectList { return &authv1alpha1.UserList{} },
-		claims:          userClaimKind,
-	}
-	return ctrl.NewControllerManagedBy(mgr).
-		Named("user").
-		For(&authv1alpha1.User{}).
-		Watches(&authv1alpha1.User{}, handler.EnqueueRequestsFromMapFunc(userClaimKind.otherClaimants(mgr.GetCache()))).
-		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(m.Map)).
-		WatchesRawSource(metadataSource(metaCache, m)).
-		Complete(r)
+	return watchKind(mgr, metaCache, "user", r.Options.ServerNamespace, userClaimKind, r)
 }
 
-func (r *userReconciler) secrets() secretReader {
-	return secretReader{cached: r.Client, api: r.APIReader}
-}
+func (r *userReconciler) claims() claimer { return r.claimerOf(userClaimKind) }
 
-func (r *userReconciler) claims() claimer {
-	return claimer{client: r.Client, apiReader: r.APIReader, serverNamespace: r.Options.ServerNamespace, kind: userClaimKind}
+func (r *userReconciler) verifierKey(u *authv1alpha1.User) types.NamespacedName {
+	return r.verifierKeyOf(userClaimKind, u)
 }
 
 func (r *userReconciler) lifecycle() lifecycle[*authv1alpha1.User] {
-	return lifecycle[*authv1alpha1.User]{
-		client: r.Client, secrets: r.secrets(), claims: r.claims(),
-		verifierKey: r.verifierKey,
-		status:      func(u *authv1alpha1.User) any { return u.Status },
-		setNotReady: r.setNotReady,
-	}
-}
-
-func (r *userReconciler) verifierKey(u *authv1alpha1.User) types.NamespacedName {
-	return types.NamespacedName{Namespace: r.Options.ServerNamespace, Name: credstore.UserVerifierName(u.Namespace, u.Name)}
+	return lifecycleOf(r.credentialReconciler, userClaimKind,
+		func(u *authv1alpha1.User) any { return u.Status }, r.setNotReady)
 }
 
 // Reconcile implements reconcile.Reconciler: the shared lifecycle around reconcileUser.

@@ -3,18 +3,17 @@ package controllers
 import (
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	authv1alpha1 "github.com/tokensmith/tokensmith/api/v1alpha1"
 )
 
-// setNotReady reports why u cannot be served, with a Warning event the first
-// time it happens: these are the states where a person must act.
+// The User's Ready condition is computed here: setNotReady for every state a
+// person must act on, setUserServed once the verifier is written.
+
+// setNotReady reports why u cannot be served; see the package's setNotReady.
 func (r *userReconciler) setNotReady(u *authv1alpha1.User, now time.Time, reason, eventReason, action, message string) {
-	if setCondition(&u.Status.Conditions, u.Generation, now, metav1.ConditionFalse, reason, message) {
-		emit(r.Recorder, u, corev1.EventTypeWarning, eventReason, action, "%s", message)
-	}
+	setNotReady(r.Recorder, u, &u.Status.Conditions, u.Generation, now, reason, eventReason, action, message)
 }
 
 // setUserServed is the Ready condition of a User whose verifier is written:

@@ -99,23 +99,21 @@ func secretMetadata() *metav1.PartialObjectMetadata {
 type secretMapper struct {
 	reader          client.Reader
 	serverNamespace string
-	verifierType    string
-	list            func() client.ObjectList
-	// claims are the claim records this mapper follows.
-	claims claimKind
+	// kind is whose claim records and verifiers this mapper follows.
+	kind claimKind
 }
 
 func (m secretMapper) Map(ctx context.Context, s client.Object) []reconcile.Request {
 	if kind := s.GetLabels()[labelClaimKind]; kind != "" && s.GetNamespace() == m.serverNamespace {
 		// A claim record taken or given up: every claimant may now hold it.
-		if kind != m.claims.name {
+		if kind != m.kind.name {
 			return nil
 		}
-		field, value := m.claims.index(s.GetAnnotations()[annotationClaim])
+		field, value := m.kind.index(s.GetAnnotations()[annotationClaim])
 		return m.listRequests(ctx, client.MatchingFields{field: value})
 	}
 	if s.GetNamespace() == m.serverNamespace && s.GetLabels()[credstore.LabelSecretType] != "" {
-		if s.GetLabels()[credstore.LabelSecretType] != m.verifierType {
+		if s.GetLabels()[credstore.LabelSecretType] != m.kind.verifierType {
 			return nil
 		}
 		ns, name, ok := strings.Cut(s.GetAnnotations()[credstore.AnnotationOwner], "/")
@@ -129,7 +127,7 @@ func (m secretMapper) Map(ctx context.Context, s client.Object) []reconcile.Requ
 
 // listRequests lists the mapper's kind and returns a request for each item.
 func (m secretMapper) listRequests(ctx context.Context, opts ...client.ListOption) []reconcile.Request {
-	list := m.list()
+	list := m.kind.newList()
 	if err := m.reader.List(ctx, list, opts...); err != nil {
 		ctrl.LoggerFrom(ctx).Error(err, "listing the objects a Secret concerns")
 		return nil
@@ -153,6 +151,22 @@ func forEachItem(list client.ObjectList, f func(client.Object)) error {
 		return fmt.Errorf("unexpected list %T", list)
 	}
 	return nil
+}
+
+// watchKind registers the controller of one kind: its objects, the other
+// claimants of their identifiers (a change to one, its deletion, may free an
+// identifier for another), and the Secrets they read, own or are served by.
+// metaCache is the metadata-only watch of unlabelled Secrets (see
+// newSecretMetadataWatch).
+func watchKind(mgr ctrl.Manager, metaCache cache.Cache, name, serverNamespace string, kind claimKind, r reconcile.Reconciler) error {
+	m := secretMapper{reader: mgr.GetCache(), serverNamespace: serverNamespace, kind: kind}
+	return ctrl.NewControllerManagedBy(mgr).
+		Named(name).
+		For(kind.newObject()).
+		Watches(kind.newObject(), handler.EnqueueRequestsFromMapFunc(kind.otherClaimants(mgr.GetCache()))).
+		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(m.Map)).
+		WatchesRawSource(metadataSource(metaCache, m)).
+		Complete(r)
 }
 
 // metadataSource feeds the metadata watch of unlabelled Secrets through m.
