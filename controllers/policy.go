@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	authv1alpha1 "github.com/tokensmith/tokensmith/api/v1alpha1"
+	"github.com/tokensmith/tokensmith/controllers/internal/desired"
 	"github.com/tokensmith/tokensmith/internal/credstore"
 	"github.com/tokensmith/tokensmith/internal/tenancy"
 )
@@ -74,7 +75,7 @@ func policyDeniedMessage(denied error, issued bool) string {
 
 // denyClient enforces the policies on oc. It reports whether oc is denied, in
 // which case the reconcile stops there.
-func (r *OAuthClientReconciler) denyClient(ctx context.Context, oc *authv1alpha1.OAuthClient) (bool, error) {
+func (r *oauthClientReconciler) denyClient(ctx context.Context, oc *authv1alpha1.OAuthClient) (bool, error) {
 	p, ns, err := loadPolicies(ctx, r.Client, r.Options, oc.Namespace)
 	if err != nil {
 		return false, err
@@ -88,7 +89,7 @@ func (r *OAuthClientReconciler) denyClient(ctx context.Context, oc *authv1alpha1
 	if err != nil {
 		return false, err
 	}
-	keep := claimKeys(clientClaims(oc, claimedClientID(oc)))
+	keep := claimKeys(clientClaims(oc, desired.ClaimedClientID(oc)))
 	if oc.Spec.NumericID != nil && !p.NumericIDAllowedIn(ns, *oc.Spec.NumericID) {
 		delete(keep, claimNumericID(*oc.Spec.NumericID))
 	}
@@ -100,7 +101,7 @@ func (r *OAuthClientReconciler) denyClient(ctx context.Context, oc *authv1alpha1
 }
 
 // denyUser is denyClient for a User.
-func (r *UserReconciler) denyUser(ctx context.Context, u *authv1alpha1.User) (bool, error) {
+func (r *userReconciler) denyUser(ctx context.Context, u *authv1alpha1.User) (bool, error) {
 	p, ns, err := loadPolicies(ctx, r.Client, r.Options, u.Namespace)
 	if err != nil {
 		return false, err
@@ -153,9 +154,7 @@ func policyWatches(b *builder.Builder, reader client.Reader, newList func() clie
 			return nil
 		}
 		var reqs []reconcile.Request
-		for _, o := range objectsOf(list) {
-			reqs = append(reqs, requestFor(o))
-		}
+		_ = forEachItem(list, func(o client.Object) { reqs = append(reqs, requestFor(o)) })
 		return reqs
 	}
 	return b.
@@ -165,21 +164,6 @@ func policyWatches(b *builder.Builder, reader client.Reader, newList func() clie
 		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, ns client.Object) []reconcile.Request {
 			return enqueue(ctx, client.InNamespace(ns.GetName()))
 		}), builder.WithPredicates(predicate.LabelChangedPredicate{}))
-}
-
-func objectsOf(list client.ObjectList) []client.Object {
-	var out []client.Object
-	switch l := list.(type) {
-	case *authv1alpha1.OAuthClientList:
-		for i := range l.Items {
-			out = append(out, &l.Items[i])
-		}
-	case *authv1alpha1.UserList:
-		for i := range l.Items {
-			out = append(out, &l.Items[i])
-		}
-	}
-	return out
 }
 
 // PolicySnapshotReconciler keeps the TokenPolicySnapshot, the copy of every

@@ -237,7 +237,7 @@ func managedSelector() labels.Selector {
 	return labels.SelectorFromSet(labels.Set{authv1alpha1.LabelManagedBy: authv1alpha1.ManagedByValue})
 }
 
-// Setup registers the OAuthClient, User, TokenPolicySnapshot and signing-keys reconcilers with mgr.
+// Setup registers the OAuthClient, User and signing-keys reconcilers with mgr.
 func Setup(mgr ctrl.Manager, opts Options) error {
 	if err := opts.validate(); err != nil {
 		return err
@@ -256,17 +256,15 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 		return err
 	}
 	recorder := mgr.GetEventRecorder("tokensmith-controller")
-	oc := &OAuthClientReconciler{
+	base := credentialReconciler{
 		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Scheme: mgr.GetScheme(),
 		Recorder: recorder, Options: opts,
 	}
+	oc := &oauthClientReconciler{base}
 	if err := oc.SetupWithManager(mgr, watch); err != nil {
 		return fmt.Errorf("controllers: setting up the OAuthClient controller: %w", err)
 	}
-	u := &UserReconciler{
-		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Scheme: mgr.GetScheme(),
-		Recorder: recorder, Options: opts,
-	}
+	u := &userReconciler{credentialReconciler: base}
 	if err := u.SetupWithManager(mgr, watch); err != nil {
 		return fmt.Errorf("controllers: setting up the User controller: %w", err)
 	}
@@ -274,7 +272,7 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	if err := ps.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("controllers: setting up the TokenPolicySnapshot controller: %w", err)
 	}
-	sk := &SigningKeysReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Options: opts}
+	sk := &signingKeysReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Options: opts}
 	if err := sk.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("controllers: setting up the signing-keys controller: %w", err)
 	}
