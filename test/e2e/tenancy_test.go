@@ -138,7 +138,8 @@ func TestANamespaceEditorGetsSelfServiceWithinItsTokenPolicy(t *testing.T) {
 	// the snapshot and the API server has seen that: wait for a refusal.
 	eventually(t, 20*time.Second, "admission to refuse a scope outside team-a's policy", func() bool {
 		err := alice.Create(ctx, oc("probe", func(o *authv1alpha1.OAuthClient) { o.Spec.Scopes = []string{"admin"} }), client.DryRunAll)
-		return apierrors.IsForbidden(err) && strings.Contains(err.Error(), "TokenPolicy")
+		// Not just any refusal: team-a's own policy must be in the snapshot.
+		return apierrors.IsForbidden(err) && strings.Contains(err.Error(), `team-a refuses spec.scopes "admin"`)
 	})
 
 	t.Run("the editor creates a client within the policy, and it gets tokens", func(t *testing.T) {
