@@ -9,8 +9,6 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/gorilla/mux"
-
 	"github.com/tokensmith/tokensmith/server/index"
 	"github.com/tokensmith/tokensmith/server/internal/httpx"
 	"github.com/tokensmith/tokensmith/server/login"
@@ -67,10 +65,11 @@ func New(deps httpx.Deps, o Options) *Handler {
 }
 
 // Mount registers /v1/oauth/ and /v1/oauth.
-func (h *Handler) Mount(r *mux.Router) {
-	e := httpx.Endpoint(Shape, h.deps.Logger, h, http.MethodPost)
-	r.Handle("/v1/oauth/", e)
-	r.Handle("/v1/oauth", e)
+func (h *Handler) Mount(r *httpx.Router) {
+	post := []string{http.MethodPost}
+	r.Mount(&Area,
+		httpx.Route{Path: "/v1/oauth/", Methods: post, Limited: true, Handler: h},
+		httpx.Route{Path: "/v1/oauth", Methods: post, Limited: true, Handler: h})
 }
 
 type data struct {

@@ -7,8 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/gorilla/mux"
-
 	"github.com/tokensmith/tokensmith/server/clientauth"
 	"github.com/tokensmith/tokensmith/server/index"
 	"github.com/tokensmith/tokensmith/server/internal/httpx"
@@ -48,8 +46,8 @@ func New(deps httpx.Deps, v login.Authenticator) *Handler {
 }
 
 // Mount registers /oauth/token.
-func (h *Handler) Mount(r *mux.Router) {
-	r.Handle(Path, httpx.Endpoint(Shape, h.deps.Logger, h, http.MethodPost))
+func (h *Handler) Mount(r *httpx.Router) {
+	r.Mount(&Area, httpx.Route{Path: Path, Methods: []string{http.MethodPost}, Limited: true, Handler: h})
 }
 
 // response is the success body, in the document's key order.

@@ -23,6 +23,7 @@ import (
 	"github.com/tokensmith/tokensmith/internal/keyset"
 	"github.com/tokensmith/tokensmith/internal/testenv"
 	"github.com/tokensmith/tokensmith/server/index"
+	"github.com/tokensmith/tokensmith/server/internal/httpx"
 	"github.com/tokensmith/tokensmith/server/tokens"
 )
 
@@ -104,7 +105,7 @@ func startReplica(t *testing.T, cs kubernetes.Interface, ns string) *replica {
 	}()
 	r := mux.NewRouter()
 	rv := &SecretRevoker{Client: cs, Namespace: ns, Index: ix}
-	New(Options{Index: ix, Issuer: issuer, Revoker: rv}).Mount(r)
+	New(Options{Index: ix, Issuer: issuer, Revoker: rv}).Mount(httpx.NewRouter(r, nil))
 	srv := httptest.NewServer(r)
 	rep := &replica{ix: ix, revoker: rv, server: srv}
 	var once sync.Once

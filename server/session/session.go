@@ -61,8 +61,8 @@ func New(deps httpx.Deps, alg Alg) *Handler {
 }
 
 // Mount registers the route on r.
-func (h *Handler) Mount(r *mux.Router) {
-	r.Handle(Path, httpx.Endpoint(Shape, h.deps.Logger, h, http.MethodPost))
+func (h *Handler) Mount(r *httpx.Router) {
+	r.Mount(&Area, httpx.Route{Path: Path, Methods: []string{http.MethodPost}, Limited: true, Handler: h})
 }
 
 type request struct {
@@ -92,7 +92,8 @@ func (h *Handler) serve(r *http.Request) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if err := h.deps.CheckClient(Dialect, strconv.FormatInt(id, 10)); err != nil {
+	// Numeric ids are a key space of their own, apart from the other dialects' client ids.
+	if err := h.deps.CheckClient(Dialect, "numeric:"+strconv.FormatInt(id, 10)); err != nil {
 		return "", err
 	}
 	key, secret, err := parseBody(r)

@@ -5,8 +5,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/gorilla/mux"
-
 	"github.com/tokensmith/tokensmith/server/clientauth"
 	"github.com/tokensmith/tokensmith/server/index"
 	"github.com/tokensmith/tokensmith/server/internal/httpx"
@@ -34,13 +32,18 @@ func New(deps httpx.Deps) *Handler { return &Handler{deps: deps.Defaults()} }
 
 // Mount registers the token route. MountNotFound must be called after every
 // other /v1/ route is registered.
-func (h *Handler) Mount(r *mux.Router) {
-	r.Handle(Path, httpx.Endpoint(Shape, h.deps.Logger, h, http.MethodPost))
+func (h *Handler) Mount(r *httpx.Router) {
+	r.Mount(&Area, httpx.Route{Path: Path, Methods: []string{http.MethodPost}, Limited: true, Handler: h})
 }
 
+// notFoundArea labels unknown /v1/ paths "other", like every unknown path,
+// while they are answered in this dialect's shape.
+var notFoundArea = httpx.Area{Name: httpx.Other, Shape: shape{}}
+
 // MountNotFound answers every unregistered path under /v1/ with this dialect's 404.
-func (h *Handler) MountNotFound(r *mux.Router) {
-	r.PathPrefix("/v1/").Handler(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { write(w, errNotFound) }))
+func (h *Handler) MountNotFound(r *httpx.Router) {
+	r.Mount(&notFoundArea, httpx.Route{Path: "/v1/", Prefix: true,
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { write(w, errNotFound) })})
 }
 
 type data struct {
