@@ -54,7 +54,7 @@ type Options struct {
 	// finding a request's client address (per-IP throttling).
 	TrustedProxies []netip.Prefix
 	// Revoker records /oauth/revoke revocations for every replica; nil makes
-	// /oauth/revoke answer 503 (Run sets a resource.SecretRevoker).
+	// /oauth/revoke answer 503 (Run sets a revocations.SecretRevoker).
 	Revoker resource.Revoker
 	// Login tunes password verification (concurrency, dummy hash parameters, lockout).
 	Login login.Options

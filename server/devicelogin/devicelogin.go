@@ -28,14 +28,11 @@ const (
 	MaxDeviceInfo = 200
 )
 
-// UserRef names a User object.
-type UserRef struct{ Namespace, Name string }
-
 // DeviceRecorder learns devices that a user logged in from and that the
 // index does not know yet. Record must not block; implementations write
 // each device once, off the request path.
 type DeviceRecorder interface {
-	Record(user UserRef, device string, firstSeen time.Time)
+	Record(user index.UserRef, device string, firstSeen time.Time)
 }
 
 // Options configure the handler.
@@ -138,7 +135,7 @@ func (h *Handler) serve(r *http.Request, req *request) (*success, error) {
 		return nil, err
 	}
 	if h.o.Recorder != nil && !slices.Contains(u.KnownDevices, req.device) {
-		h.o.Recorder.Record(UserRef{Namespace: u.Namespace, Name: u.Name}, req.device, now)
+		h.o.Recorder.Record(u.Ref(), req.device, now)
 	}
 	return &success{Success: true, Data: data{AccessToken: tok, Expiry: claims.ExpiresAt.Unix()}}, nil
 }

@@ -26,7 +26,7 @@ type fakeRecorder struct {
 	devices []string
 }
 
-func (f *fakeRecorder) Record(u UserRef, device string, _ time.Time) {
+func (f *fakeRecorder) Record(u index.UserRef, device string, _ time.Time) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.devices = append(f.devices, u.Namespace+"/"+u.Name+":"+device)

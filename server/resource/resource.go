@@ -42,6 +42,21 @@ type Options struct {
 	SessionRevocationTTL time.Duration
 }
 
+// Quotas of live (unexpired) revocation entries. One OAuthClient, or all
+// the OAuthClients of one namespace together, can hold at most this many
+// entries at a time, so that no tenant can fill the Secret for the others
+// (issue 15, finding 5): it takes MaxRevocationsBytes /
+// (MaxRevocationsPerNamespace x ~106 bytes), about 8, namespaces at their
+// quota to fill it.
+const (
+	MaxRevocationsPerClient    = 500
+	MaxRevocationsPerNamespace = 1000
+)
+
+// ErrRevocationQuota means the revoking client, or its namespace, already
+// holds its quota of live revocation entries.
+var ErrRevocationQuota = errors.New("resource: the client's quota of live revocations is used up")
+
 // MaxTokenLifetime is the longest lifetime the OAuthClient API admits (8784h).
 const MaxTokenLifetime = 8784 * time.Hour
 
