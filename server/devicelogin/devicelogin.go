@@ -9,8 +9,10 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/tokensmith/tokensmith/internal/credstore"
 	"github.com/tokensmith/tokensmith/server/index"
 	"github.com/tokensmith/tokensmith/server/internal/httpx"
+	"github.com/tokensmith/tokensmith/server/internal/issue"
 	"github.com/tokensmith/tokensmith/server/login"
 	"github.com/tokensmith/tokensmith/server/tokens"
 )
@@ -19,7 +21,7 @@ const (
 	// Dialect names this dialect in metrics and logs.
 	Dialect = "device"
 	// Grant is the grant type DeviceLoginClient must have.
-	Grant = "password"
+	Grant = credstore.GrantPassword
 	// DefaultTTL is the documented 30 days.
 	DefaultTTL = 30 * 24 * time.Hour
 	// DefaultDevice is the device-info of a login that sends none.
@@ -116,21 +118,10 @@ func (h *Handler) serve(r *http.Request, req *request) (*success, error) {
 	if err != nil {
 		return nil, err
 	}
-	claims := &tokens.Claims{
-		Kind:       tokens.Access,
-		Issuer:     h.deps.Issuer,
-		Subject:    u.Username,
-		ClientID:   c.ClientID,
-		Scope:      login.Intersect(c.Scopes, u.Scopes),
-		IssuedAt:   now,
-		ExpiresAt:  now.Add(h.o.TTL),
-		SessionID:  tokens.NewID(),
-		Device:     req.device,
-		Generation: u.CredentialGeneration,
-		Binding:    index.Binding(c, u),
-		Audience:   c.Audience(h.deps.Issuer),
-	}
-	tok, err := snap.Keyring().Mint(claims, tokens.FormatOpaque, tokens.PrefixAccess)
+	// Device tokens are opaque whatever the client's tokenFormat, as device
+	// login has always issued them.
+	tok, claims, err := issue.Mint(snap.Keyring(), h.deps.Issuer, now, issue.Token{Kind: tokens.Access, Client: c, User: u,
+		Scope: login.Intersect(c.Scopes, u.Scopes), TTL: h.o.TTL, Device: req.device}, issue.OpaqueAccess)
 	if err != nil {
 		return nil, err
 	}

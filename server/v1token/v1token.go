@@ -5,9 +5,10 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/tokensmith/tokensmith/internal/credstore"
 	"github.com/tokensmith/tokensmith/server/clientauth"
-	"github.com/tokensmith/tokensmith/server/index"
 	"github.com/tokensmith/tokensmith/server/internal/httpx"
+	"github.com/tokensmith/tokensmith/server/internal/issue"
 	"github.com/tokensmith/tokensmith/server/tokens"
 )
 
@@ -17,7 +18,7 @@ const (
 	// Dialect names this dialect in metrics and logs.
 	Dialect = "v1"
 	// Grant is the OAuthClient grant type this dialect requires.
-	Grant = "client_credentials"
+	Grant = credstore.GrantClientCredentials
 	// DefaultTTL is expires_in when the client sets no accessTokenTTL.
 	DefaultTTL = tokens.DefaultClientTTL
 )
@@ -103,22 +104,9 @@ func (h *Handler) serve(r *http.Request) (*response, error) {
 		return nil, errForbidden
 	}
 	ttl := httpx.TTL(time.Duration(c.AccessTokenTTL), DefaultTTL)
-	claims := &tokens.Claims{
-		Kind:      tokens.Access,
-		Issuer:    h.deps.Issuer,
-		Subject:   c.ClientID,
-		ClientID:  c.ClientID,
-		Scope:     c.Scopes,
-		IssuedAt:  now,
-		ExpiresAt: now.Add(ttl),
-		Binding:   index.Binding(c, nil),
-		Audience:  c.Audience(h.deps.Issuer),
-	}
-	format, prefix := tokens.FormatES256, ""
-	if c.TokenFormat == "opaque" {
-		format, prefix = tokens.FormatOpaque, tokens.PrefixClientToken
-	}
-	tok, err := snap.Keyring().Mint(claims, format, prefix)
+	tok, _, err := issue.Mint(snap.Keyring(), h.deps.Issuer, now,
+		issue.Token{Kind: tokens.Access, Client: c, Scope: c.Scopes, TTL: ttl},
+		issue.ClientFormat(c, tokens.PrefixClientToken))
 	if err != nil {
 		return nil, err
 	}
