@@ -35,7 +35,7 @@ type Options struct {
 	Snapshot func() *index.Snapshot
 	// Issuer is the "iss" of every token.
 	Issuer string
-	// DevMode lets device login answer debug=1 with the document's debug
+	// DevMode lets device login answer debug=1 with the API document's (../shared/api-docs/002_8eca1d7ed3a6f808.txt) debug
 	// object, which tells whether a username exists. Off by default.
 	DevMode bool
 	// DeviceLoginClient is the client id whose tokens device logins receive;

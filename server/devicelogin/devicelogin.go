@@ -26,7 +26,7 @@ const (
 	DefaultTTL = 30 * 24 * time.Hour
 	// DefaultDevice is the device-info of a login that sends none.
 	DefaultDevice = "Unknown"
-	// MaxDeviceInfo is the document's limit on device-info, in characters.
+	// MaxDeviceInfo is the API document's (../shared/api-docs/002_8eca1d7ed3a6f808.txt) limit on device-info, in characters.
 	MaxDeviceInfo = 200
 )
 

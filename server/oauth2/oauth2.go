@@ -22,7 +22,7 @@ const (
 	// Dialect names this dialect in metrics and logs.
 	Dialect = "oauth2"
 	// DefaultTTL is the default lifetime of password-grant access tokens and of
-	// refresh tokens: 366 days, as the document's example.
+	// refresh tokens: 366 days, as the API document's (../shared/api-docs/003_b9bba3917c3367e0.txt) example.
 	DefaultTTL = 366 * 24 * time.Hour
 	// DefaultClientCredentialsTTL is the client_credentials default, the same
 	// hour as /v1/auth/token and the session dialect.
@@ -45,7 +45,7 @@ func (h *Handler) Mount(r *httpx.Router) {
 	r.Mount(&Area, httpx.Route{Path: Path, Methods: []string{http.MethodPost}, Limited: true, Handler: h})
 }
 
-// response is the success body, in the document's key order.
+// response is the success body, in the API document's (../shared/api-docs/003_b9bba3917c3367e0.txt) key order.
 type response struct {
 	TokenType    string `json:"token_type"`
 	ExpiresIn    int64  `json:"expires_in"`

@@ -32,7 +32,7 @@ const DefaultTTL = tokens.DefaultClientTTL
 type Alg string
 
 const (
-	// HS512 signs session tokens with the shared HS512 key, as the document's example shows.
+	// HS512 signs session tokens with the shared HS512 key, as the API document's (../shared/api-docs/000_ab4044b4c18c3cb4.txt) example shows.
 	HS512 Alg = "HS512"
 	// ES256 signs session tokens with the ES256 key published in the JWKS.
 	ES256 Alg = "ES256"

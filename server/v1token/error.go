@@ -10,7 +10,7 @@ import (
 
 // Error is a failure of this dialect. Coded errors (400, 401, 500, as the
 // document shows them) are written {"error":{"code","code_reason","message"}};
-// the others (403, 404, 405, 413, 429) {"error":"<message>"} as the document's 403 and 404.
+// the others (403, 404, 405, 413, 429) {"error":"<message>"} as the API document's (../shared/api-docs/001_c3b6b9736f1d4340.txt) 403 and 404.
 type Error struct {
 	Status     int
 	Code       string // "" for the plain shape
