@@ -1,20 +1,18 @@
 package revocations
 
 import (
-	"encoding/base64"
-	"net/url"
 	"testing"
-	"time"
 
 	"github.com/tokensmith/tokensmith/internal/credstore"
 	"github.com/tokensmith/tokensmith/internal/keyset"
+	"github.com/tokensmith/tokensmith/server/internal/servertest"
 )
 
 // Fixtures shared with server/resource's tests, which live in another package.
 
 const issuer = "https://auth.example.test"
 
-var now = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+var now = servertest.Now
 
 func digest(s string) credstore.Digest { return credstore.DigestOf(credstore.PurposeClientSecret, s) }
 
@@ -38,23 +36,8 @@ func userDocs(disabled bool) []credstore.UserVerifier {
 	}
 }
 
-func newKeys(t testing.TB) *keyset.Set {
-	t.Helper()
-	s := &keyset.Set{}
-	if _, err := s.Reconcile(now.Add(-time.Hour), 0, 0); err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
+func newKeys(t testing.TB) *keyset.Set { return servertest.Keys(t) }
 
-func form(kv ...string) string {
-	v := url.Values{}
-	for i := 0; i+1 < len(kv); i += 2 {
-		v.Add(kv[i], kv[i+1])
-	}
-	return v.Encode()
-}
+func form(kv ...string) string { return servertest.Form(kv...) }
 
-func basic(id, secret string) string {
-	return "Basic " + base64.StdEncoding.EncodeToString([]byte(url.QueryEscape(id)+":"+url.QueryEscape(secret)))
-}
+func basic(id, secret string) string { return servertest.Basic(id, secret) }
