@@ -1,18 +1,13 @@
 package revocations
 
 import (
-	"testing"
-
 	"github.com/tokensmith/tokensmith/internal/credstore"
-	"github.com/tokensmith/tokensmith/internal/keyset"
 	"github.com/tokensmith/tokensmith/server/internal/servertest"
 )
 
 // Fixtures shared with server/resource's tests, which live in another package.
 
 const issuer = "https://auth.example.test"
-
-var now = servertest.Now
 
 func digest(s string) credstore.Digest { return credstore.DigestOf(credstore.PurposeClientSecret, s) }
 
@@ -35,8 +30,6 @@ func userDocs(disabled bool) []credstore.UserVerifier {
 		{Username: "bob", CredentialGeneration: 1, Disabled: disabled},
 	}
 }
-
-func newKeys(t testing.TB) *keyset.Set { return servertest.Keys(t) }
 
 func form(kv ...string) string { return servertest.Form(kv...) }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -297,7 +298,7 @@ func TestStripManagedFields(t *testing.T) {
 	if !equality.Semantic.DeepEqual(got, want) {
 		t.Fatalf("transform kept %+v", got)
 	}
-	if before, after := secretOf(s), secretOf(got); !equality.Semantic.DeepEqual(before, after) {
+	if before, after := secretOf(s), secretOf(got); !reflect.DeepEqual(before, after) {
 		// The index must see the same document as before the transform.
 		t.Fatalf("the index reads %+v of the compact copy, %+v of the Secret", after, before)
 	}
