@@ -18,6 +18,7 @@ func TestControllerFlags(t *testing.T) {
 		fails bool
 	}{
 		{"defaults concurrency and the client-side rate limit", nil, func(t *testing.T, f *controllerFlags) {
+			t.Helper()
 			if f.Manager.ConcurrentReconciles != controllers.DefaultConcurrentReconciles || f.KubeAPIQPS != controllers.DefaultKubeAPIQPS ||
 				f.KubeAPIBurst != controllers.DefaultKubeAPIBurst || f.Options.ServerNamespace != "auth" ||
 				f.Manager.LeaderElectionNamespace != "auth" || f.Options.TokenURL != "http://tokensmith.auth.svc/oauth/token" ||
@@ -28,11 +29,13 @@ func TestControllerFlags(t *testing.T) {
 		}, false},
 		{"takes the flags", []string{"--concurrent-reconciles", "3", "--kube-api-qps", "20", "--kube-api-burst", "30"},
 			func(t *testing.T, f *controllerFlags) {
+				t.Helper()
 				if f.Manager.ConcurrentReconciles != 3 || f.KubeAPIQPS != 20 || f.KubeAPIBurst != 30 {
 					t.Fatalf("%+v", f)
 				}
 			}, false},
 		{"a negative QPS disables the limit", []string{"--kube-api-qps", "-1"}, func(t *testing.T, f *controllerFlags) {
+			t.Helper()
 			if f.KubeAPIQPS != -1 {
 				t.Fatalf("%+v", f)
 			}
