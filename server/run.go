@@ -12,10 +12,19 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
-	"github.com/tokensmith/tokensmith/server/devicelogin"
 	"github.com/tokensmith/tokensmith/server/index"
+	"github.com/tokensmith/tokensmith/server/index/watch"
 	"github.com/tokensmith/tokensmith/server/lockout"
-	"github.com/tokensmith/tokensmith/server/resource"
+	"github.com/tokensmith/tokensmith/server/revocations"
+	"github.com/tokensmith/tokensmith/server/userstatus"
+)
+
+// Defaults of RunOptions, which "tokensmith server" binds as its flags'
+// defaults (the chart's ports).
+const (
+	DefaultListen          = ":4000"
+	DefaultAdminListen     = ":9090"
+	DefaultShutdownTimeout = 10 * time.Second
 )
 
 // RunOptions configure Run. Options.Index, Options.Revoker,
@@ -25,8 +34,9 @@ type RunOptions struct {
 	// Namespace is the token server's own namespace: the only one whose
 	// Secrets it reads.
 	Namespace string
-	// Listen serves the token APIs (":4000"); AdminListen serves /healthz,
-	// /readyz and /metrics (":9090").
+	// Listen serves the token APIs; AdminListen serves /healthz, /readyz and
+	// /metrics. "tokensmith server" defaults them to DefaultListen and
+	// DefaultAdminListen.
 	Listen, AdminListen string
 	// DrainDelay is how long the server keeps serving after ctx ends (SIGTERM)
 	// before it stops accepting connections: /readyz fails at once and every
@@ -34,7 +44,8 @@ type RunOptions struct {
 	// other replicas. 0: shut down at once.
 	DrainDelay time.Duration
 	// ShutdownTimeout bounds the graceful shutdown (http.Server.Shutdown, after
-	// DrainDelay): in-flight requests get this long to finish; default 10s.
+	// DrainDelay): in-flight requests get this long to finish; 0 means
+	// DefaultShutdownTimeout.
 	ShutdownTimeout time.Duration
 	// Lockout is the per-user lockout policy; the zero value is the default
 	// policy, a negative Threshold turns the lockout off.
@@ -49,7 +60,7 @@ func Run(ctx context.Context, cfg *rest.Config, o RunOptions) error {
 		return errors.New("server: a namespace is required")
 	}
 	if o.ShutdownTimeout <= 0 {
-		o.ShutdownTimeout = 10 * time.Second
+		o.ShutdownTimeout = DefaultShutdownTimeout
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -61,27 +72,27 @@ func Run(ctx context.Context, cfg *rest.Config, o RunOptions) error {
 	if o.Index == nil && o.Snapshot == nil {
 		o.Index = index.New(o.Logger.WithName("index"))
 		go func() {
-			if err := o.Index.Run(ctx, clientset, o.Namespace); err != nil && ctx.Err() == nil {
+			if err := watch.Run(ctx, o.Index, clientset, o.Namespace); err != nil && ctx.Err() == nil {
 				o.Logger.Error(err, "credential index stopped")
 			}
 		}()
 	}
 	if o.Revoker == nil {
-		o.Revoker = &resource.SecretRevoker{Client: clientset, Namespace: o.Namespace, Index: o.Index, Now: o.Now, Logger: o.Logger.WithName("revoker")}
+		o.Revoker = &revocations.SecretRevoker{Client: clientset, Namespace: o.Namespace, Index: o.Index, Now: o.Now, Logger: o.Logger.WithName("revoker")}
 	}
 	dyn, err := dynamic.NewForConfig(cfg)
 	if err != nil {
 		return fmt.Errorf("server: %w", err)
 	}
-	var recorder *devicelogin.StatusRecorder
+	var recorder *userstatus.Devices
 	if o.DeviceRecorder == nil {
-		recorder = &devicelogin.StatusRecorder{Client: dyn, Logger: o.Logger.WithName("devices")}
+		recorder = &userstatus.Devices{Client: dyn, Logger: o.Logger.WithName("devices")}
 		o.DeviceRecorder = recorder
 		go recorder.Run(ctx)
 	}
 	var locks *lockout.Lockout
 	if o.Login.Lockout == nil && o.Lockout.Enabled() {
-		locks = lockout.New(o.Lockout, lockout.StatusWriter{Client: dyn}, o.Logger.WithName("lockout"))
+		locks = lockout.New(o.Lockout, userstatus.Lockouts{Client: dyn}, o.Logger.WithName("lockout"))
 		o.Login.Lockout = locks
 		if o.Snapshot != nil {
 			locks.WatchIndex(o.Snapshot)
