@@ -140,8 +140,7 @@ func markVerifierDenied[V any](ctx context.Context, c client.Client, secrets sec
 	if err != nil {
 		return false, err
 	}
-	_, err = applySecret(ctx, c, secrets, existing, verifierSecret(key.Namespace, key.Name, typ, ownerString(owner), data))
-	return true, err
+	return true, applySecret(ctx, c, secrets, existing, verifierSecret(key.Namespace, key.Name, typ, ownerString(owner), data))
 }
 
 // policyWatches wakes every object of a kind when a TokenPolicy changes, and
