@@ -165,6 +165,11 @@ type ClientVerifier struct {
 	Audiences []string `json:"audiences,omitempty"`
 	// Secrets: the current generation first, then previous ones until they expire.
 	Secrets []SecretDigests `json:"secrets"`
+	// PolicyDenied is set while no TokenPolicy allows the OAuthClient: the
+	// token server treats the verifier as absent (no token issued, none
+	// accepted), and everything else stays as it was, so that a policy that
+	// allows the client again restores it unchanged.
+	PolicyDenied bool `json:"policyDenied,omitempty"`
 }
 
 // UserVerifier is everything the token server needs to log a User in and to
@@ -191,6 +196,8 @@ type UserVerifier struct {
 	// PasswordSource identifies the password Secret's content ("uid/resourceVersion"), so that
 	// the controller hashes again only when it may have changed.
 	PasswordSource string `json:"passwordSource"`
+	// PolicyDenied: as ClientVerifier.PolicyDenied, for a User no TokenPolicy allows.
+	PolicyDenied bool `json:"policyDenied,omitempty"`
 }
 
 // ObjectRef identifies the OAuthClient or User object a verifier was written

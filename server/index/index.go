@@ -311,7 +311,8 @@ type fault string
 func (f fault) Error() string { return string(f) }
 
 // parse decodes a Secret into its entry. It returns nil, nil for a Secret the
-// index deliberately ignores (a signing-keys Secret of another name).
+// index deliberately ignores (a signing-keys Secret of another name, a
+// verifier of an object no TokenPolicy allows).
 func parse(s Secret) (*entry, error) {
 	e := &entry{created: s.Created, name: s.Name}
 	data := s.Data
@@ -327,6 +328,10 @@ func parse(s Secret) (*entry, error) {
 		if v.ClientID == "" || len(v.Secrets) == 0 {
 			return nil, fault("client verifier without a client id or secrets")
 		}
+		if v.PolicyDenied {
+			// No TokenPolicy allows the client: as if it did not exist.
+			return nil, nil
+		}
 		e.client = &Client{ClientVerifier: v}
 	case credstore.TypeUserVerifier:
 		var v credstore.UserVerifier
@@ -335,6 +340,9 @@ func parse(s Secret) (*entry, error) {
 		}
 		if v.Username == "" {
 			return nil, fault("user verifier without a username")
+		}
+		if v.PolicyDenied {
+			return nil, nil
 		}
 		e.user = newUser(v)
 	case credstore.TypeSigningKeys:
