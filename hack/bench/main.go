@@ -462,15 +462,15 @@ func run(nClients, nUsers, conc int, dur time.Duration, phase func(string) bool,
 // perCore runs the per-core phase: the token server on the first CPU, the
 // generator on the last (the splitter's choice).
 func perCore(env *envtest.Environment, root string, fx *fixtures, conc int, dur time.Duration, sp *splitter) (*CPUPhase, error) {
-	exe, err := tokensmithBinary(root)
-	if err != nil {
-		return nil, err
-	}
 	dir, err := os.MkdirTemp("", "tokensmith-bench-")
 	if err != nil {
 		return nil, err
 	}
 	defer func() { _ = os.RemoveAll(dir) }()
+	exe, err := tokensmithBinary(root, dir)
+	if err != nil {
+		return nil, err
+	}
 	kc, err := writeKubeconfig(env, dir)
 	if err != nil {
 		return nil, err

@@ -117,10 +117,6 @@ func runScale(pointsFlag string, conc int, dur time.Duration, samples int, outDi
 			logf("writing results: %v", err)
 		}
 	}()
-	exe, err := tokensmithBinary(root)
-	if err != nil {
-		return err
-	}
 	logf("scale: starting kube-apiserver and etcd")
 	env, cfg, err := testenv.Start()
 	if err != nil {
@@ -137,6 +133,10 @@ func runScale(pointsFlag string, conc int, dur time.Duration, samples int, outDi
 		return err
 	}
 	defer func() { _ = os.RemoveAll(dir) }()
+	exe, err := tokensmithBinary(root, dir)
+	if err != nil {
+		return err
+	}
 	kc, err := writeKubeconfig(env, dir)
 	if err != nil {
 		return err
