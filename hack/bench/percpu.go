@@ -37,6 +37,8 @@ type CPURow struct {
 	Utilization float64 `json:"server_cpu_utilization"`
 	P50ms       float64 `json:"p50_ms"`
 	P99ms       float64 `json:"p99_ms"`
+	// GCCycles is how many GC cycles the server ran during the row (GODEBUG=gctrace=1).
+	GCCycles int `json:"server_gc_cycles"`
 }
 
 // AllocRow is one sub-benchmark of BenchmarkHandler (server/handler_bench_test.go).
@@ -127,26 +129,33 @@ func runCPUPhase(fx *fixtures, exe, kubeconfig, serverCPU, genCPU string, conc i
 		return nil, err
 	}
 	cases := cpuCases(fx, trivialURL, tokenURL, opaque)
+	// A warm-up, not recorded: the first GC cycles after the initial list
+	// free its garbage, and would be charged to the first row.
+	if _, err := generate(genCPU, genSpec{Name: "warm-up", Conc: conc, Duration: time.Second, Requests: cases[1].reqs}); err != nil {
+		return nil, err
+	}
 	for round := 1; round <= rounds; round++ {
 		var rows []CPURow
 		for _, c := range cases {
-			pid := ts.pid
+			p := ts
 			if c.trivial {
-				pid = triv.pid
+				p = triv
 			}
-			r, err := generate(genCPU, genSpec{Name: c.name, Conc: conc, Duration: dur, Requests: c.reqs, ServerPID: pid})
+			_, gc0 := p.log.live()
+			r, err := generate(genCPU, genSpec{Name: c.name, Conc: conc, Duration: dur, Requests: c.reqs, ServerPID: p.pid})
 			if err != nil {
 				return nil, err
 			}
+			_, gc1 := p.log.live()
 			row := CPURow{Name: c.name, Round: round, Tokens: r.Requests - r.Errors, Errors: r.Errors, Seconds: r.Seconds,
-				ServerCPU: r.ServerCPUSec, P50ms: r.P50ms, P99ms: r.P99ms}
+				ServerCPU: r.ServerCPUSec, P50ms: r.P50ms, P99ms: r.P99ms, GCCycles: gc1 - gc0}
 			if row.ServerCPU > 0 {
 				row.PerCPUSec = float64(row.Tokens) / row.ServerCPU
 			}
 			if row.Seconds > 0 {
 				row.Utilization = row.ServerCPU / row.Seconds
 			}
-			logf("cpu: %-62s %8.0f per server CPU-s (server CPU %.2fs in %.2fs, %d errors)", c.name, row.PerCPUSec, row.ServerCPU, row.Seconds, row.Errors)
+			logf("cpu: %-62s %8.0f per server CPU-s (server CPU %.2fs in %.2fs, %d GC cycles, %d errors)", c.name, row.PerCPUSec, row.ServerCPU, row.Seconds, row.GCCycles, row.Errors)
 			rows = append(rows, row)
 		}
 		var triv float64
@@ -199,13 +208,13 @@ func handlerAllocs(root string) ([]AllocRow, error) {
 
 func cpuMarkdown(b *strings.Builder, ph *CPUPhase) {
 	fmt.Fprintf(b, "\n## Tokens per server CPU-second\n\nEach server alone in its own process on CPU %s (taskset), the closed-loop generator on CPU %s, server CPU time from /proc/<pid>/stat; ratios to the trivial handler of the same round (mean of its two rows).\n\n", ph.ServerCPU, ph.GeneratorCPU)
-	b.WriteString("| round | row | per server CPU-s | ratio to trivial | µs of server CPU each | server CPU use | p50 ms | p99 ms | errors |\n|---:|---|---:|---:|---:|---:|---:|---:|---:|\n")
+	b.WriteString("| round | row | per server CPU-s | ratio to trivial | µs of server CPU each | server CPU use | server GC cycles | p50 ms | p99 ms | errors |\n|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, r := range ph.Rows {
 		us := 0.0
 		if r.PerCPUSec > 0 {
 			us = 1e6 / r.PerCPUSec
 		}
-		fmt.Fprintf(b, "| %d | %s | %.0f | %.3f | %.1f | %.0f%% | %.2f | %.2f | %d |\n", r.Round, r.Name, r.PerCPUSec, r.Ratio, us, 100*r.Utilization, r.P50ms, r.P99ms, r.Errors)
+		fmt.Fprintf(b, "| %d | %s | %.0f | %.3f | %.1f | %.0f%% | %d | %.2f | %.2f | %d |\n", r.Round, r.Name, r.PerCPUSec, r.Ratio, us, 100*r.Utilization, r.GCCycles, r.P50ms, r.P99ms, r.Errors)
 	}
 	if len(ph.Allocs) > 0 {
 		b.WriteString("\nPer request without a network (`go test ./server -run '^$' -bench Handler -benchmem`):\n\n| handler | ns/op | B/op | allocs/op |\n|---|---:|---:|---:|\n")
