@@ -39,6 +39,11 @@ import (
 //     token with the credentials the controller wrote;
 //   - then a second controller start over the same objects (the no-op resync).
 
+// scaleTokenURL is the TOKEN_URL the controller writes at every point. It
+// must not follow the token server's port, which changes from point to
+// point: every consumer Secret would be rewritten at the next start.
+const scaleTokenURL = "https://tokensmith.bench/oauth/token"
+
 // ScalePoint is one point of the curve.
 type ScalePoint struct {
 	Clients int `json:"clients"`
@@ -209,7 +214,7 @@ func runScale(pointsFlag string, conc int, dur time.Duration, samples int, outDi
 		ctrlStart := func() (*proc, string, error) {
 			metricsAddr, probe := freeAddr(), freeAddr()
 			p, err := startProc("tokensmith controller", "", exe, []string{"GODEBUG=gctrace=1"}, "controller",
-				"--kubeconfig", kc, "--server-namespace", serverNamespace, "--token-url", tokenURL+"/oauth/token",
+				"--kubeconfig", kc, "--server-namespace", serverNamespace, "--token-url", scaleTokenURL,
 				"--metrics-bind-address", metricsAddr, "--health-probe-bind-address", probe)
 			if err != nil {
 				return nil, "", err
