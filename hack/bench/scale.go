@@ -17,6 +17,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/tokensmith/tokensmith/internal/testenv"
@@ -68,6 +69,11 @@ type ScalePoint struct {
 	ControllerResyncSeconds float64 `json:"controller_resync_seconds"`
 	ControllerResyncRecs    float64 `json:"controller_resync_reconciles"`
 	ControllerResyncWrites  int     `json:"controller_resync_writes"`
+	// StartWrites and ResyncWrites are the writes kube-apiserver served
+	// during each pass, by verb and resource (its apiserver_request_total;
+	// leases, which kube-apiserver renews for itself, left out).
+	StartWrites  map[string]float64 `json:"apiserver_writes_first_pass,omitempty"`
+	ResyncWrites map[string]float64 `json:"apiserver_writes_resync,omitempty"`
 	ControllerLiveHeapMB    float64 `json:"controller_live_heap_mb"`
 	ControllerRSSMiB        float64 `json:"controller_rss_mib"`
 	ServedSamples           int     `json:"served_samples"`
@@ -146,6 +152,10 @@ func runScale(pointsFlag string, conc int, dur time.Duration, samples int, outDi
 	if err != nil {
 		return err
 	}
+	rc, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	if err := k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: appsNamespace}}); err != nil && !apierrors.IsAlreadyExists(err) {
@@ -221,6 +231,7 @@ func runScale(pointsFlag string, conc int, dur time.Duration, samples int, outDi
 			}
 			return p, "http://" + metricsAddr + "/metrics", nil
 		}
+		aw0 := apiserverWrites(ctx, rc)
 		cp, metricsURL, err := ctrlStart()
 		if err != nil {
 			ts.stop()
@@ -232,6 +243,7 @@ func runScale(pointsFlag string, conc int, dur time.Duration, samples int, outDi
 			ts.stop()
 			return err
 		}
+		pt.StartWrites = writesDelta(aw0, apiserverWrites(ctx, rc))
 		pt.ControllerStartSeconds, pt.ControllerStartRecs, pt.ControllerStartWrites = secs, recs, writes
 		logf("scale: controller first pass: %.0f reconciles in %.2fs, %d writes", recs, secs, writes)
 		lat, err := measureServed(ctx, k8s, tokenURL, fmt.Sprintf("served-%d-", n), samples)
@@ -248,12 +260,14 @@ func runScale(pointsFlag string, conc int, dur time.Duration, samples int, outDi
 		}
 		logf("scale: change-to-served, %d samples: p50 %.0f ms, p99 %.0f ms", len(lat), pt.ServedP50ms, pt.ServedP99ms)
 		time.Sleep(2 * time.Second) // let the served objects' last status writes land before the restart
+		aw0 = apiserverWrites(ctx, rc)
 		cp, metricsURL, err = ctrlStart()
 		if err != nil {
 			ts.stop()
 			return err
 		}
 		secs, recs, writes, err = firstPass(cp, metricsURL)
+		pt.ResyncWrites = writesDelta(aw0, apiserverWrites(ctx, rc))
 		pt.ControllerLiveHeapMB, _ = cp.log.live()
 		pt.ControllerRSSMiB = mib(procRSS(cp.pid))
 		cp.stop()
@@ -380,6 +394,54 @@ func firstPass(p *proc, metricsURL string) (seconds, reconciles float64, writes 
 	return 0, 0, 0, fmt.Errorf("controller's first pass did not end within 5 minutes")
 }
 
+var (
+	verbRe     = regexp.MustCompile(`verb="([A-Z]+)"`)
+	resourceRe = regexp.MustCompile(`resource="([a-z0-9.]*)"`)
+	subRe      = regexp.MustCompile(`subresource="([a-z]*)"`)
+)
+
+// apiserverWrites reads kube-apiserver's apiserver_request_total and sums
+// the write verbs by "VERB resource[/subresource]", leases left out.
+func apiserverWrites(ctx context.Context, cs kubernetes.Interface) map[string]float64 {
+	out := map[string]float64{}
+	raw, err := cs.CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
+	if err != nil {
+		return out
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		m := metricLine.FindStringSubmatch(line)
+		if m == nil || m[1] != "apiserver_request_total" {
+			continue
+		}
+		verb, res := verbRe.FindStringSubmatch(m[2]), resourceRe.FindStringSubmatch(m[2])
+		if verb == nil || res == nil || res[1] == "leases" {
+			continue
+		}
+		switch verb[1] {
+		case "POST", "PUT", "PATCH", "DELETE", "APPLY", "DELETECOLLECTION":
+		default:
+			continue
+		}
+		key := verb[1] + " " + res[1]
+		if sub := subRe.FindStringSubmatch(m[2]); sub != nil && sub[1] != "" {
+			key += "/" + sub[1]
+		}
+		v, _ := strconv.ParseFloat(m[3], 64)
+		out[key] += v
+	}
+	return out
+}
+
+func writesDelta(a, b map[string]float64) map[string]float64 {
+	out := map[string]float64{}
+	for k, v := range b {
+		if d := v - a[k]; d > 0 {
+			out[k] = d
+		}
+	}
+	return out
+}
+
 func writeScaleReport(res *ScaleResult, dir string) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# tokensmith scale curve %s\n\n%s, %d CPUs; token server on CPU %s, generator on CPU %s, controller unpinned; %s per row.\n\n",
@@ -405,7 +467,10 @@ func writeScaleReport(res *ScaleResult, dir string) error {
 			p.ControllerResyncSeconds, p.ControllerResyncRecs, p.ControllerResyncWrites,
 			p.ControllerLiveHeapMB, p.ControllerRSSMiB, p.APIServerRSSMiB, p.EtcdRSSMiB)
 	}
-	fmt.Fprintf(&b, "\nTotal run time: %.0f s.\n", res.TotalSec)
+	for _, p := range res.Points {
+		fmt.Fprintf(&b, "\n- %d + %d: kube-apiserver writes in the controller's first pass %v, in the no-op resync %v", p.Clients, p.Users, p.StartWrites, p.ResyncWrites)
+	}
+	fmt.Fprintf(&b, "\n\nTotal run time: %.0f s.\n", res.TotalSec)
 	md := b.String()
 	fmt.Println(md)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
