@@ -72,13 +72,13 @@ type ScalePoint struct {
 	// StartWrites and ResyncWrites are the writes kube-apiserver served
 	// during each pass, by verb and resource (its apiserver_request_total;
 	// leases, which kube-apiserver renews for itself, left out).
-	StartWrites  map[string]float64 `json:"apiserver_writes_first_pass,omitempty"`
-	ResyncWrites map[string]float64 `json:"apiserver_writes_resync,omitempty"`
-	ControllerLiveHeapMB    float64 `json:"controller_live_heap_mb"`
-	ControllerRSSMiB        float64 `json:"controller_rss_mib"`
-	ServedSamples           int     `json:"served_samples"`
-	ServedP50ms             float64 `json:"served_p50_ms"`
-	ServedP99ms             float64 `json:"served_p99_ms"`
+	StartWrites          map[string]float64 `json:"apiserver_writes_first_pass,omitempty"`
+	ResyncWrites         map[string]float64 `json:"apiserver_writes_resync,omitempty"`
+	ControllerLiveHeapMB float64            `json:"controller_live_heap_mb"`
+	ControllerRSSMiB     float64            `json:"controller_rss_mib"`
+	ServedSamples        int                `json:"served_samples"`
+	ServedP50ms          float64            `json:"served_p50_ms"`
+	ServedP99ms          float64            `json:"served_p99_ms"`
 	// IssuedP50ms/IssuedP99ms: from the create to the consumer Secret's first read (the controller's part).
 	IssuedP50ms float64 `json:"credentials_p50_ms"`
 	IssuedP99ms float64 `json:"credentials_p99_ms"`
