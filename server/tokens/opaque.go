@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"time"
 
@@ -24,6 +25,10 @@ const (
 )
 
 var opaquePrefixes = []string{PrefixClientToken, PrefixAccess, PrefixRefresh}
+
+// prefixAD is each prefix as the additional data of its seal, converted once
+// (a conversion per token is an allocation: Seal is an interface call).
+var prefixAD = map[string][]byte{PrefixClientToken: []byte(PrefixClientToken), PrefixAccess: []byte(PrefixAccess), PrefixRefresh: []byte(PrefixRefresh)}
 
 // opaquePayload is the sealed form of Claims; short keys keep tokens short.
 type opaquePayload struct {
@@ -72,11 +77,11 @@ func (kr *Keyring) sealOpaque(c *Claims, prefix string) (string, error) {
 	buf := appendOpaquePayload((*bp)[:0], c)
 	pe := len(buf)
 	buf = append(buf, id[:]...)
-	buf = append(buf, make([]byte, nonceLen)...)
+	buf = slices.Grow(buf, nonceLen)[:pe+aeadKeyIDLen+nonceLen]
 	if _, err := rand.Read(buf[pe+aeadKeyIDLen:]); err != nil {
 		return "", err
 	}
-	buf = key.aead.Seal(buf, buf[pe+aeadKeyIDLen:pe+aeadKeyIDLen+nonceLen], buf[:pe], []byte(prefix))
+	buf = key.aead.Seal(buf, buf[pe+aeadKeyIDLen:], buf[:pe], prefixAD[prefix])
 	se := len(buf)
 	buf = append(buf, prefix...)
 	buf = base64.RawURLEncoding.AppendEncode(buf, buf[pe:se])
