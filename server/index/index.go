@@ -327,7 +327,7 @@ func parse(s Secret) (*entry, error) {
 		if v.ClientID == "" || len(v.Secrets) == 0 {
 			return nil, fault("client verifier without a client id or secrets")
 		}
-		e.client = &Client{ClientVerifier: v}
+		e.client = newClient(v)
 	case credstore.TypeUserVerifier:
 		var v credstore.UserVerifier
 		if err := credstore.Decode(data, &v); err != nil {
