@@ -135,10 +135,12 @@ func main() {
 		gen      = flag.Bool("generator", false, "internal: run as the split rows' load generator")
 		trivial  = flag.String("serve-trivial", "", "internal: serve the trivial handler alone on this address")
 		rounds   = flag.Int("cpu-rounds", 1, "rounds of the per-core phase (tokens per server CPU-second); more show the spread")
+		symbols  = flag.Bool("symbols", false, "build the measured tokensmith binary with symbols (for perf record -p)")
 		scale    = flag.Bool("scale", false, "run the scale curve (-scale-points) instead of the other phases")
 		points   = flag.String("scale-points", "1000,10000,100000", "OAuthClient verifiers (and as many User verifiers) at each point of -scale")
 	)
 	flag.Parse()
+	keepSymbols = *symbols
 	if *trivial != "" {
 		if err := serveTrivial(*trivial); err != nil {
 			fmt.Fprintln(os.Stderr, err)

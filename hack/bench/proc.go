@@ -206,12 +206,20 @@ func writeKubeconfig(env *envtest.Environment, dir string) (string, error) {
 	return path, os.WriteFile(path, data, 0o600)
 }
 
+// keepSymbols is -symbols: build tokensmith with its symbol table, so that
+// perf record -p <pid> can name functions.
+var keepSymbols bool
+
 // tokensmithBinary builds the tokensmith binary of this tree into dir, as
 // "make build" does, so that a bench never measures a stale binary (the Go
 // build cache makes it quick when nothing changed).
 func tokensmithBinary(root, dir string) (string, error) {
 	exe := filepath.Join(dir, "tokensmith")
-	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", exe, ".")
+	ldflags := "-s -w"
+	if keepSymbols {
+		ldflags = ""
+	}
+	cmd := exec.Command("go", "build", "-trimpath", "-ldflags="+ldflags, "-o", exe, ".")
 	cmd.Dir, cmd.Env = root, append(os.Environ(), "CGO_ENABLED=0")
 	cmd.Stderr = os.Stderr
 	if err := cmd.Run(); err != nil {
