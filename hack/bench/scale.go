@@ -393,12 +393,12 @@ func firstPass(p *proc, metricsURL string, expect float64) (seconds, reconciles 
 			return 0, 0, 0, fmt.Errorf("controller exited; last output:\n%s", p.log)
 		}
 		time.Sleep(100 * time.Millisecond)
-		r, w, err := controllerCounts(metricsURL)
+		r, _, err := controllerCounts(metricsURL)
 		if err != nil {
 			continue
 		}
 		if r != last {
-			last, lastChange, writes = r, time.Now(), w
+			last, lastChange = r, time.Now()
 		} else if r >= expect && time.Since(lastChange) > 2*time.Second {
 			_, writes, _ = controllerCounts(metricsURL)
 			return lastChange.Sub(start).Seconds(), r, writes, nil
