@@ -332,7 +332,7 @@ func parse(s Secret) (*entry, error) {
 			// No TokenPolicy allows the client: as if it did not exist.
 			return nil, nil
 		}
-		e.client = &Client{ClientVerifier: v}
+		e.client = newClient(v)
 	case credstore.TypeUserVerifier:
 		var v credstore.UserVerifier
 		if err := credstore.Decode(data, &v); err != nil {
