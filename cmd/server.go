@@ -82,6 +82,13 @@ func parseServerFlags(args []string, stderr io.Writer) (*serverFlags, *server.Ru
 	if f.rateLimits.PerIP < 0 || f.rateLimits.PerClient < 0 || f.rateLimits.PerIPBurst < 1 || f.rateLimits.PerClientBurst < 1 {
 		return nil, nil, errors.New("--rate-limit-* rates must be >= 0 and bursts >= 1")
 	}
+	// The flags spell "off" as 0, server.RateLimits as RateLimitOff (its zero
+	// means the default).
+	for _, r := range []*float64{&f.rateLimits.PerIP, &f.rateLimits.PerClient} {
+		if *r == 0 {
+			*r = server.RateLimitOff
+		}
+	}
 	if f.shutdownDrain < 0 || f.shutdownTimeout <= 0 {
 		return nil, nil, errors.New("--shutdown-drain must be >= 0 and --shutdown-timeout positive")
 	}

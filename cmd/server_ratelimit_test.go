@@ -20,7 +20,7 @@ func TestServerRateLimitFlags(t *testing.T) {
 			"--rate-limit-per-client", "3", "--rate-limit-per-client-burst", "9"},
 			server.RateLimits{PerIP: 2.5, PerIPBurst: 7, PerClient: 3, PerClientBurst: 9}, false},
 		{"0 disables both limiters", []string{"--rate-limit-per-ip", "0", "--rate-limit-per-client", "0"},
-			server.RateLimits{PerIPBurst: 100, PerClientBurst: 100}, false},
+			server.RateLimits{PerIP: server.RateLimitOff, PerIPBurst: 100, PerClient: server.RateLimitOff, PerClientBurst: 100}, false},
 		{"refuses a negative rate", []string{"--rate-limit-per-ip", "-1"}, server.RateLimits{}, true},
 		{"refuses a zero burst", []string{"--rate-limit-per-client-burst", "0"}, server.RateLimits{}, true},
 	}

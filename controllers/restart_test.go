@@ -221,7 +221,7 @@ func startElected(t *testing.T, lease, tokenURL string) *electedManager {
 	t.Helper()
 	c, partition := severableConfig()
 	mgr, err := NewManager(c, ManagerOptions{
-		MetricsBindAddress: "0", SkipControllerNameValidation: true,
+		MetricsBindAddress: BindOff, HealthProbeBindAddress: BindOff, SkipControllerNameValidation: true,
 		LeaderElection: true, LeaderElectionID: lease, LeaderElectionNamespace: serverNamespace,
 		LeaseDuration: 4 * time.Second, RenewDeadline: 3 * time.Second, RetryPeriod: 250 * time.Millisecond,
 	})

@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -88,14 +89,17 @@ func (o Options) validate() error {
 type ManagerOptions struct {
 	// Scheme defaults to the built-in kinds plus tokensmith's.
 	Scheme *runtime.Scheme
-	// MetricsBindAddress serves Prometheus /metrics; "" or "0" disables it.
+	// MetricsBindAddress serves Prometheus /metrics; "" means
+	// DefaultMetricsBindAddress, BindOff disables it.
 	MetricsBindAddress string
-	// HealthProbeBindAddress serves /healthz and /readyz; "" or "0" disables it.
+	// HealthProbeBindAddress serves /healthz and /readyz; "" means
+	// DefaultHealthProbeBindAddress, BindOff disables it.
 	HealthProbeBindAddress string
 	// LeaderElection makes only one replica reconcile at a time.
 	LeaderElection bool
-	// LeaderElectionID names the Lease; LeaderElectionNamespace is where it lives
-	// (defaults to the in-cluster namespace).
+	// LeaderElectionID names the Lease (default DefaultLeaderElectionID);
+	// LeaderElectionNamespace is where it lives (defaults to the in-cluster
+	// namespace).
 	LeaderElectionID        string
 	LeaderElectionNamespace string
 	// LeaseDuration, RenewDeadline and RetryPeriod tune leader election; zero
@@ -114,14 +118,18 @@ type ManagerOptions struct {
 	ConcurrentReconciles int
 }
 
-// Defaults of ManagerOptions that "tokensmith controller" binds as its flags'
-// defaults (the chart's ports and Lease). The zero ManagerOptions serves no
-// metrics or probes, as tests and tokensmith-local want.
+// Defaults of ManagerOptions: what its zero fields mean, and what "tokensmith
+// controller" binds as its flags' defaults (the chart's ports and Lease).
 const (
 	DefaultMetricsBindAddress     = ":8080"
 	DefaultHealthProbeBindAddress = ":8081"
 	DefaultLeaderElectionID       = "tokensmith-controller"
 )
+
+// BindOff as a ManagerOptions bind address serves nothing there (tests and
+// tokensmith-local, which run several managers in one process); it is
+// controller-runtime's spelling, and the flags'.
+const BindOff = "0"
 
 // Defaults of the controller's concurrency and of its client-side rate limit
 // towards the API server ("tokensmith controller --concurrent-reconciles,
@@ -174,10 +182,10 @@ func NewManager(cfg *rest.Config, o ManagerOptions) (ctrl.Manager, error) {
 				},
 			},
 		},
-		Metrics:                 metricsserver.Options{BindAddress: o.MetricsBindAddress},
-		HealthProbeBindAddress:  o.HealthProbeBindAddress,
+		Metrics:                 metricsserver.Options{BindAddress: cmp.Or(o.MetricsBindAddress, DefaultMetricsBindAddress)},
+		HealthProbeBindAddress:  cmp.Or(o.HealthProbeBindAddress, DefaultHealthProbeBindAddress),
 		LeaderElection:          o.LeaderElection,
-		LeaderElectionID:        o.LeaderElectionID,
+		LeaderElectionID:        cmp.Or(o.LeaderElectionID, DefaultLeaderElectionID),
 		LeaderElectionNamespace: o.LeaderElectionNamespace,
 		// "tokensmith controller" exits as soon as the manager stops, so the
 		// Lease can be handed over at once instead of after it expires.
@@ -200,10 +208,8 @@ func NewManager(cfg *rest.Config, o ManagerOptions) (ctrl.Manager, error) {
 		skip := true
 		mopts.Controller.SkipNameValidation = &skip
 	}
-	if mopts.Metrics.BindAddress == "" {
-		mopts.Metrics.BindAddress = "0"
-	}
-	if mopts.HealthProbeBindAddress == "0" {
+	// controller-runtime spells a disabled probe endpoint "".
+	if mopts.HealthProbeBindAddress == BindOff {
 		mopts.HealthProbeBindAddress = ""
 	}
 	mgr, err := ctrl.NewManager(cfg, mopts)

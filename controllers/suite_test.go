@@ -104,7 +104,7 @@ func runSuite(m *testing.M) int {
 }
 
 func startSuiteManager() error {
-	mgr, err := NewManager(cfg, ManagerOptions{MetricsBindAddress: "0", SkipControllerNameValidation: true})
+	mgr, err := NewManager(cfg, ManagerOptions{MetricsBindAddress: BindOff, HealthProbeBindAddress: BindOff, SkipControllerNameValidation: true})
 	if err != nil {
 		return err
 	}

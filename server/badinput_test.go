@@ -154,7 +154,8 @@ func TestBadInputGetsTheDialectsErrorQuickly(t *testing.T) {
 	hook := &countingLockout{}
 	s, err := New(Options{
 		Snapshot: func() *index.Snapshot { return snap }, Issuer: issuer, DeviceLoginClient: "mobile",
-		Login: login.Options{DummyParams: &st.Cheap, Lockout: hook},
+		Login:      login.Options{DummyParams: &st.Cheap, Lockout: hook},
+		RateLimits: NoRateLimits(),
 	})
 	if err != nil {
 		t.Fatal(err)

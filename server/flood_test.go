@@ -37,7 +37,8 @@ func TestLoginFloodIsShedNotOOM(t *testing.T) {
 	}, []credstore.UserVerifier{{Username: "alice@example.com", PasswordHash: phc, Scopes: []string{"read"}}}, st.Keys(t))
 	s, err := New(Options{
 		Snapshot: func() *index.Snapshot { return snap }, Issuer: issuer, DeviceLoginClient: "mobile",
-		Login: login.Options{MaxConcurrent: 2, MaxWait: 50 * time.Millisecond}, // real dummy hash parameters
+		Login:      login.Options{MaxConcurrent: 2, MaxWait: 50 * time.Millisecond}, // real dummy hash parameters
+		RateLimits: NoRateLimits(),
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -28,7 +28,7 @@ func BenchmarkHandler(b *testing.B) {
 		{ClientID: "opaque-client", GrantTypes: []string{"client_credentials"}, Scopes: []string{"read"}, TokenFormat: "opaque",
 			Secrets: []credstore.SecretDigests{{ClientSecret: digest(credstore.PurposeClientSecret, "opaque-secret")}}},
 	}, nil, st.Keys(b))
-	s, err := New(Options{Snapshot: func() *index.Snapshot { return snap }, Issuer: issuer, Login: login.Options{DummyParams: &st.Cheap}})
+	s, err := New(Options{Snapshot: func() *index.Snapshot { return snap }, Issuer: issuer, Login: login.Options{DummyParams: &st.Cheap}, RateLimits: NoRateLimits()})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -64,7 +64,7 @@ func TestAPIServerOutage(t *testing.T) {
 		}
 	}
 
-	mgr, err := controllers.NewManager(cfg, controllers.ManagerOptions{MetricsBindAddress: "0", SkipControllerNameValidation: true})
+	mgr, err := controllers.NewManager(cfg, controllers.ManagerOptions{MetricsBindAddress: controllers.BindOff, HealthProbeBindAddress: controllers.BindOff, SkipControllerNameValidation: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +84,7 @@ func TestAPIServerOutage(t *testing.T) {
 		done := make(chan error, 1)
 		go func() {
 			done <- Run(ctx, cfg, RunOptions{
-				Options:   Options{Issuer: "https://tokensmith.test", Logger: testr.New(t), Login: loginCheap()},
+				Options:   Options{Issuer: "https://tokensmith.test", Logger: testr.New(t), Login: loginCheap(), RateLimits: NoRateLimits()},
 				Namespace: serverNS, Listen: s.listen, AdminListen: s.admin, ShutdownTimeout: time.Second,
 			})
 		}()

@@ -9,30 +9,60 @@ import (
 	"github.com/tokensmith/tokensmith/server/throttle"
 )
 
-// RateLimits configure per-source-address and per-client throttling. A zero
-// rate disables that limiter; the zero value disables both (library and
-// benchmark use). "tokensmith server" and the chart default to the
-// throttle.Default* values.
+// RateLimits configure per-source-address and per-client throttling. Like
+// every option struct here, a zero field means the production default (the
+// throttle.Default* values of "tokensmith server" and the chart) and "off" is
+// spelled out: a rate of RateLimitOff (any negative rate) disables that
+// limiter, and NoRateLimits disables both (tests, benchmarks, tokensmith-local).
 type RateLimits struct {
 	// PerIP is requests per second per client address (IPv6: per /64), as
 	// found by ClientIP with Options.TrustedProxies, on the token and password
 	// endpoints and /oauth/introspect and /oauth/revoke.
+	// Zero means throttle.DefaultPerIP; PerIPBurst zero, throttle.DefaultPerIPBurst.
 	PerIP      float64
 	PerIPBurst int
 	// PerClient is requests per second per presented client id on the token
-	// endpoints, checked before the client's secret.
+	// endpoints, checked before the client's secret. Zero means
+	// throttle.DefaultPerClient; PerClientBurst zero, throttle.DefaultPerClientBurst.
 	PerClient      float64
 	PerClientBurst int
 	// MaxKeys bounds each limiter's table; default throttle.DefaultMaxKeys.
 	MaxKeys int
 }
 
-// DefaultRateLimits are the limits of "tokensmith server" and the chart.
+// RateLimitOff as a RateLimits rate disables that limiter.
+const RateLimitOff = -1
+
+// DefaultRateLimits are the limits of "tokensmith server" and the chart: what
+// the zero RateLimits means, spelled out for flags' defaults.
 func DefaultRateLimits() RateLimits {
 	return RateLimits{
 		PerIP: throttle.DefaultPerIP, PerIPBurst: throttle.DefaultPerIPBurst,
 		PerClient: throttle.DefaultPerClient, PerClientBurst: throttle.DefaultPerClientBurst,
 	}
+}
+
+// NoRateLimits throttles nothing.
+func NoRateLimits() RateLimits {
+	return RateLimits{PerIP: RateLimitOff, PerClient: RateLimitOff}
+}
+
+// withDefaults replaces o's zero fields by DefaultRateLimits'.
+func (o RateLimits) withDefaults() RateLimits {
+	d := DefaultRateLimits()
+	if o.PerIP == 0 {
+		o.PerIP = d.PerIP
+	}
+	if o.PerIPBurst == 0 {
+		o.PerIPBurst = d.PerIPBurst
+	}
+	if o.PerClient == 0 {
+		o.PerClient = d.PerClient
+	}
+	if o.PerClientBurst == 0 {
+		o.PerClientBurst = d.PerClientBurst
+	}
+	return o
 }
 
 // Limiter names in the throttled-requests metric.
@@ -49,6 +79,7 @@ type limits struct {
 }
 
 func newLimits(o RateLimits, now func() time.Time, m *metrics) *limits {
+	o = o.withDefaults()
 	return &limits{
 		ip:      throttle.NewLimiter(o.PerIP, o.PerIPBurst, o.MaxKeys),
 		client:  throttle.NewLimiter(o.PerClient, o.PerClientBurst, o.MaxKeys),

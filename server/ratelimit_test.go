@@ -11,6 +11,7 @@ import (
 	"github.com/tokensmith/tokensmith/server/index"
 	st "github.com/tokensmith/tokensmith/server/internal/servertest"
 	"github.com/tokensmith/tokensmith/server/login"
+	"github.com/tokensmith/tokensmith/server/throttle"
 )
 
 // The 429 answers, exactly, in each dialect's shape.
@@ -66,7 +67,7 @@ func TestPerIPLimitAnswers429InEachDialectsShape(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			// 0.4/s with a burst of 2: the third request waits 2.5s, so Retry-After rounds up to 3.
-			h := newLimitedServer(t, RateLimits{PerIP: 0.4, PerIPBurst: 2}).Handler()
+			h := newLimitedServer(t, RateLimits{PerIP: 0.4, PerIPBurst: 2, PerClient: RateLimitOff}).Handler()
 			for i := range 2 {
 				if r := send(h, "192.0.2.10:5000", "POST", c.path, c.ct, c.body); r.Status == 429 {
 					t.Fatalf("request %d within the burst: 429", i+1)
@@ -85,7 +86,7 @@ func TestPerIPLimitAnswers429InEachDialectsShape(t *testing.T) {
 }
 
 func TestPerIPLimitLeavesKeysAndForwardAuthAlone(t *testing.T) {
-	h := newLimitedServer(t, RateLimits{PerIP: 1, PerIPBurst: 1}).Handler()
+	h := newLimitedServer(t, RateLimits{PerIP: 1, PerIPBurst: 1, PerClient: RateLimitOff}).Handler()
 	for i := range 5 {
 		for _, path := range []string{"/.well-known/jwks.json", "/.well-known/oauth-authorization-server", "/auth/verify"} {
 			if r := send(h, "192.0.2.10:5000", "GET", path, "", ""); r.Status == 429 {
@@ -137,7 +138,7 @@ func TestPerClientLimitIsCheckedBeforeTheSecret(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			// 0.5/s, burst 3: the 4th request waits exactly 2s.
-			s := newLimitedServer(t, RateLimits{PerClient: 0.5, PerClientBurst: 3})
+			s := newLimitedServer(t, RateLimits{PerIP: RateLimitOff, PerClient: 0.5, PerClientBurst: 3})
 			h := s.Handler()
 			for i := range 3 {
 				if r := c.guess(h); r.Status != 400 && r.Status != 401 {
@@ -164,7 +165,7 @@ func basic(id, secret string) string {
 func TestForgedXForwardedForDoesNotEscapeThePerIPLimit(t *testing.T) {
 	const body = "grant_type=client_credentials&client_id=mobile&client_secret=mobile-secret"
 	t.Run("an untrusted peer rotating X-Forwarded-For is throttled as itself", func(t *testing.T) {
-		h := newLimitedServer(t, RateLimits{PerIP: 1, PerIPBurst: 3}, "10.1.0.0/16").Handler()
+		h := newLimitedServer(t, RateLimits{PerIP: 1, PerIPBurst: 3, PerClient: RateLimitOff}, "10.1.0.0/16").Handler()
 		for i := range 10 {
 			r := send(h, "198.51.100.7:4000", "POST", "/oauth/token", form, body, "X-Forwarded-For", fmt.Sprintf("203.0.113.%d", i))
 			if want := i >= 3; (r.Status == 429) != want {
@@ -173,7 +174,7 @@ func TestForgedXForwardedForDoesNotEscapeThePerIPLimit(t *testing.T) {
 		}
 	})
 	t.Run("behind a trusted proxy each forwarded client has its own budget", func(t *testing.T) {
-		h := newLimitedServer(t, RateLimits{PerIP: 1, PerIPBurst: 1}, "10.1.0.0/16").Handler()
+		h := newLimitedServer(t, RateLimits{PerIP: 1, PerIPBurst: 1, PerClient: RateLimitOff}, "10.1.0.0/16").Handler()
 		for i := range 10 {
 			if r := send(h, "10.1.2.3:4000", "POST", "/oauth/token", form, body, "X-Forwarded-For", fmt.Sprintf("203.0.113.%d", i)); r.Status == 429 {
 				t.Fatalf("client 203.0.113.%d throttled for its first request", i)
@@ -184,7 +185,7 @@ func TestForgedXForwardedForDoesNotEscapeThePerIPLimit(t *testing.T) {
 		}
 	})
 	t.Run("what a client prepends to the trusted proxy's header changes nothing", func(t *testing.T) {
-		h := newLimitedServer(t, RateLimits{PerIP: 1, PerIPBurst: 1}, "10.1.0.0/16").Handler()
+		h := newLimitedServer(t, RateLimits{PerIP: 1, PerIPBurst: 1, PerClient: RateLimitOff}, "10.1.0.0/16").Handler()
 		for i := range 5 {
 			xff := fmt.Sprintf("192.0.2.%d, 203.0.113.50", i) // forged first hop, real client appended by the proxy
 			r := send(h, "10.1.2.3:4000", "POST", "/oauth/token", form, body, "X-Forwarded-For", xff)
@@ -194,7 +195,7 @@ func TestForgedXForwardedForDoesNotEscapeThePerIPLimit(t *testing.T) {
 		}
 	})
 	t.Run("IPv6 clients are limited per /64", func(t *testing.T) {
-		h := newLimitedServer(t, RateLimits{PerIP: 1, PerIPBurst: 1}).Handler()
+		h := newLimitedServer(t, RateLimits{PerIP: 1, PerIPBurst: 1, PerClient: RateLimitOff}).Handler()
 		if r := send(h, "[2001:db8:1:2::1]:4000", "POST", "/oauth/token", form, body); r.Status == 429 {
 			t.Fatal("first request throttled")
 		}
@@ -226,11 +227,23 @@ func TestThrottledRequestsAreCounted(t *testing.T) {
 	}
 }
 
-func TestZeroRateLimitsThrottleNothing(t *testing.T) {
-	h := newLimitedServer(t, RateLimits{}).Handler()
+func TestNoRateLimitsThrottleNothing(t *testing.T) {
+	h := newLimitedServer(t, NoRateLimits()).Handler()
 	for i := range 300 {
 		if r := send(h, "192.0.2.1:1", "POST", "/v1/auth/token", form, "client_id=mobile&client_secret=x"); r.Status == 429 {
 			t.Fatalf("request %d throttled with limits off", i+1)
 		}
+	}
+}
+
+func TestZeroRateLimitsMeanTheDefaults(t *testing.T) {
+	h := newLimitedServer(t, RateLimits{}).Handler()
+	for i := range throttle.DefaultPerIPBurst {
+		if r := send(h, "192.0.2.1:1", "POST", "/v1/auth/token", form, "client_id=mobile&client_secret=x"); r.Status == 429 {
+			t.Fatalf("request %d throttled within the default burst", i+1)
+		}
+	}
+	if r := send(h, "192.0.2.1:1", "POST", "/v1/auth/token", form, "client_id=mobile&client_secret=x"); r.Status != 429 {
+		t.Fatalf("request past the default burst: %d, want 429", r.Status)
 	}
 }

@@ -77,7 +77,7 @@ func TestRunServesFromSecretsAndShutsDownGracefully(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		done <- Run(runCtx, cfg, RunOptions{
-			Options:   Options{Issuer: "https://tokensmith.test", Logger: testr.New(t), Login: loginCheap()},
+			Options:   Options{Issuer: "https://tokensmith.test", Logger: testr.New(t), Login: loginCheap(), RateLimits: NoRateLimits()},
 			Namespace: ns, Listen: listen, AdminListen: admin, DrainDelay: 2 * time.Second,
 		})
 	}()

@@ -59,7 +59,7 @@ type Options struct {
 	// Login tunes password verification (concurrency, dummy hash parameters, lockout).
 	Login login.Options
 	// RateLimits throttle per client address and per client id; the zero
-	// value throttles nothing (see DefaultRateLimits).
+	// value means DefaultRateLimits, NoRateLimits throttles nothing.
 	RateLimits RateLimits
 }
 

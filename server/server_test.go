@@ -32,6 +32,7 @@ func newServer(t *testing.T, snapshot func() *index.Snapshot) *Server {
 		Issuer:            issuer,
 		DeviceLoginClient: "mobile",
 		Login:             login.Options{DummyParams: &st.Cheap},
+		RateLimits:        NoRateLimits(),
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -31,6 +31,7 @@ import (
 
 	authv1alpha1 "github.com/tokensmith/tokensmith/api/v1alpha1"
 	"github.com/tokensmith/tokensmith/cmd"
+	"github.com/tokensmith/tokensmith/controllers"
 	"github.com/tokensmith/tokensmith/internal/testenv"
 )
 
@@ -151,7 +152,7 @@ func writeKubeconfig(env *envtest.Environment, dir string) (string, error) {
 // the one to watch locally).
 func startLocalController(ctx context.Context, cfg *rest.Config, f localFlags, errs chan<- error) error {
 	c := cmd.DefaultController(f.namespace, "http://"+f.listen+"/oauth/token")
-	c.Manager.MetricsBindAddress, c.Manager.HealthProbeBindAddress = "0", "0"
+	c.Manager.MetricsBindAddress, c.Manager.HealthProbeBindAddress = controllers.BindOff, controllers.BindOff
 	mgr, err := c.NewManager(cfg)
 	if err != nil {
 		return err

@@ -21,6 +21,8 @@ func startLocalServer(ctx context.Context, cfg *rest.Config, f localFlags, errs 
 			Issuer:            "http://" + f.listen,
 			DeviceLoginClient: localDeviceLoginClient,
 			Logger:            ctrl.Log.WithName("server"),
+			// One person on loopback: nothing to throttle.
+			RateLimits: server.NoRateLimits(),
 		},
 		Namespace:   f.namespace,
 		Listen:      f.listen,

@@ -63,7 +63,7 @@ type ControllerResult struct {
 }
 
 func startManager(ctx context.Context, cfg *rest.Config, tokenURL string, workers int) (func(), error) {
-	mgr, err := controllers.NewManager(cfg, controllers.ManagerOptions{SkipControllerNameValidation: true, ConcurrentReconciles: workers})
+	mgr, err := controllers.NewManager(cfg, controllers.ManagerOptions{MetricsBindAddress: controllers.BindOff, HealthProbeBindAddress: controllers.BindOff, SkipControllerNameValidation: true, ConcurrentReconciles: workers})
 	if err != nil {
 		return nil, err
 	}

@@ -237,7 +237,7 @@ func run(nClients, nUsers, conc int, dur time.Duration, phase func(string) bool,
 	go func() {
 		err := server.Run(ctx, cfg, server.RunOptions{
 			Options: server.Options{Issuer: "https://tokensmith.bench", DeviceLoginClient: deviceLoginClient, Logger: srvLog,
-				DeviceRecorder: noRecorder{}},
+				DeviceRecorder: noRecorder{}, RateLimits: server.NoRateLimits()},
 			Namespace: serverNamespace, Listen: listen, AdminListen: admin,
 		})
 		if err != nil {

@@ -16,7 +16,7 @@ func TestGeneratedKeysCarryTheirFullStrengthFromCryptoRand(t *testing.T) {
 	for alg, size := range map[Algorithm]int{HS512: MinHMACKeyBytes, AEAD: 32, ES256: 32} {
 		samples := make([][]byte, randtest.Samples)
 		for i := range samples {
-			k, err := Generate(alg, now)
+			k, err := generate(alg, now)
 			if err != nil {
 				t.Fatal(err)
 			}

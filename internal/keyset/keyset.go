@@ -51,8 +51,8 @@ type Set struct {
 	Keys []Key `json:"keys"`
 }
 
-// Generate makes a new key of alg.
-func Generate(alg Algorithm, now time.Time) (Key, error) {
+// generate makes a new key of alg.
+func generate(alg Algorithm, now time.Time) (Key, error) {
 	var material []byte
 	switch alg {
 	case ES256:
@@ -122,7 +122,7 @@ func (s *Set) Reconcile(now time.Time, rotateAfter, retainFor time.Duration) (bo
 			retired := now.UTC().Truncate(time.Second)
 			cur.RetiredAt = &retired
 		}
-		k, err := Generate(alg, now)
+		k, err := generate(alg, now)
 		if err != nil {
 			return changed, err
 		}

@@ -6,33 +6,32 @@
 package memlimit
 
 import (
-	"math"
 	"os"
 	"runtime/debug"
 	"strconv"
 	"strings"
 )
 
-// EnvLimit is the container's memory limit in bytes. The Helm chart sets it
+// envLimit is the container's memory limit in bytes. The Helm chart sets it
 // with a resourceFieldRef to limits.memory; without it the cgroup's limit is
 // read (cgroup v2 memory.max, then v1 memory.limit_in_bytes).
-const EnvLimit = "TOKENSMITH_MEMORY_LIMIT"
+const envLimit = "TOKENSMITH_MEMORY_LIMIT"
 
-// Headroom is the percentage of the container limit left outside the Go
+// headroom is the percentage of the container limit left outside the Go
 // runtime's memory: the binary's own pages (about 50 MiB resident) and
-// kernel buffers. GOMEMLIMIT is set to (100-Headroom)% of the limit. The GC
+// kernel buffers. GOMEMLIMIT is set to (100-headroom)% of the limit. The GC
 // lets the heap grow up to GOMEMLIMIT when allocation is heavy (argon2id
 // allocates 19 MiB per password check), so 10% (192 MiB heap + 50 MiB text)
 // was measured over a 256Mi limit; 25% stays under it.
-const Headroom = 25
+const headroom = 25
 
 // cgroupFiles are read in order; the first that names a limit wins.
 var cgroupFiles = []string{"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"}
 
-// ContainerLimit returns the container's memory limit in bytes and where it
+// containerLimit returns the container's memory limit in bytes and where it
 // came from ("env" or "cgroup"), or 0 when there is none.
-func ContainerLimit(getenv func(string) string, readFile func(string) ([]byte, error)) (int64, string) {
-	if v := strings.TrimSpace(getenv(EnvLimit)); v != "" {
+func containerLimit(getenv func(string) string, readFile func(string) ([]byte, error)) (int64, string) {
+	if v := strings.TrimSpace(getenv(envLimit)); v != "" {
 		if n, err := strconv.ParseInt(v, 10, 64); err == nil && n > 0 {
 			return n, "env"
 		}
@@ -51,26 +50,23 @@ func ContainerLimit(getenv func(string) string, readFile func(string) ([]byte, e
 	return 0, ""
 }
 
-// Apply sets the runtime's soft memory limit to (100-Headroom)% of the
+// Apply sets the runtime's soft memory limit to (100-headroom)% of the
 // container limit, unless GOMEMLIMIT was set explicitly (the runtime already
 // honours it) or there is no limit. It returns the soft limit in effect and
 // where it came from ("GOMEMLIMIT", "env", "cgroup"; "" with math.MaxInt64
 // when there is none).
 func Apply() (int64, string) {
 	if os.Getenv("GOMEMLIMIT") != "" {
-		return Current(), "GOMEMLIMIT"
+		return current(), "GOMEMLIMIT"
 	}
-	limit, source := ContainerLimit(os.Getenv, os.ReadFile)
+	limit, source := containerLimit(os.Getenv, os.ReadFile)
 	if limit == 0 {
-		return Current(), ""
+		return current(), ""
 	}
-	soft := limit / 100 * (100 - Headroom)
+	soft := limit / 100 * (100 - headroom)
 	debug.SetMemoryLimit(soft)
 	return soft, source
 }
 
-// Current is the runtime's soft memory limit: math.MaxInt64 when none is set.
-func Current() int64 { return debug.SetMemoryLimit(-1) }
-
-// Unlimited reports whether limit means "no limit".
-func Unlimited(limit int64) bool { return limit <= 0 || limit == math.MaxInt64 }
+// current is the runtime's soft memory limit: math.MaxInt64 when none is set.
+func current() int64 { return debug.SetMemoryLimit(-1) }

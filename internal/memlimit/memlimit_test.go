@@ -22,7 +22,7 @@ func TestContainerLimit(t *testing.T) {
 	}
 	env := func(v string) func(string) string {
 		return func(k string) string {
-			if k == EnvLimit {
+			if k == envLimit {
 				return v
 			}
 			return ""
@@ -45,7 +45,7 @@ func TestContainerLimit(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			got, source := ContainerLimit(env(c.env), files(c.files))
+			got, source := containerLimit(env(c.env), files(c.files))
 			if got != c.want || source != c.source {
 				t.Fatalf("got %d %q, want %d %q", got, source, c.want, c.source)
 			}
@@ -61,11 +61,11 @@ func TestApplySizesArgon2WorkToTheContainerLimit(t *testing.T) {
 	if os.Getenv("MEMLIMIT_TEST_CHILD") == "1" {
 		soft, source := Apply()
 		fmt.Printf("soft=%d source=%s hashes=%d logins=%d\n", soft, source,
-			password.ConcurrentHashes(), password.Slots(Current(), password.Default, 2*runtime.GOMAXPROCS(0)))
+			password.ConcurrentHashes(), password.Slots(current(), password.Default, 2*runtime.GOMAXPROCS(0)))
 		return
 	}
 	cmd := exec.Command(os.Args[0], "-test.run=^TestApplySizesArgon2WorkToTheContainerLimit$", "-test.count=1")
-	cmd.Env = append(os.Environ(), "MEMLIMIT_TEST_CHILD=1", "GOMAXPROCS=16", EnvLimit+"=268435456", "GOMEMLIMIT=")
+	cmd.Env = append(os.Environ(), "MEMLIMIT_TEST_CHILD=1", "GOMAXPROCS=16", envLimit+"=268435456", "GOMEMLIMIT=")
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("%v: %s", err, out)

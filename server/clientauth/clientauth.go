@@ -184,15 +184,15 @@ var dummy = []credstore.SecretDigests{{ClientSecret: credstore.DigestOf("dummy",
 func CheckSecret(c *index.Client, secret string, now time.Time) bool {
 	d := credstore.DigestOf(credstore.PurposeClientSecret, secret)
 	if c == nil {
-		MatchDigest(dummy, d, now)
+		matchDigest(dummy, d, now)
 		return false
 	}
-	return MatchDigest(c.Secrets, d, now)
+	return matchDigest(c.Secrets, d, now)
 }
 
-// MatchDigest reports whether d equals the ClientSecret of any generation
+// matchDigest reports whether d equals the ClientSecret of any generation
 // whose ExpiresAt is unset or after now. Every generation is compared.
-func MatchDigest(gens []credstore.SecretDigests, d credstore.Digest, now time.Time) bool {
+func matchDigest(gens []credstore.SecretDigests, d credstore.Digest, now time.Time) bool {
 	ok := false
 	for i := range gens {
 		g := &gens[i]

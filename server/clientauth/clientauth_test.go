@@ -118,11 +118,11 @@ func TestMatchDigest(t *testing.T) {
 	future, past := now.Add(time.Second), now
 	gens := []credstore.SecretDigests{{ClientSecret: digest("a")}, {ClientSecret: digest("b"), ExpiresAt: &future}, {ClientSecret: digest("c"), ExpiresAt: &past}, {}}
 	for secret, want := range map[string]bool{"a": true, "b": true, "c": false, "": false, "d": false} {
-		if got := MatchDigest(gens, digest(secret), now); got != want {
-			t.Errorf("MatchDigest(%q) = %v, want %v", secret, got, want)
+		if got := matchDigest(gens, digest(secret), now); got != want {
+			t.Errorf("matchDigest(%q) = %v, want %v", secret, got, want)
 		}
 	}
-	if MatchDigest(gens, credstore.Digest{}, now) {
+	if matchDigest(gens, credstore.Digest{}, now) {
 		t.Error("the zero digest matched an unset generation")
 	}
 }

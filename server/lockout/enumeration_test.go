@@ -65,7 +65,8 @@ func TestNoEnumerationByBodyOrTiming(t *testing.T) {
 	locks := lockout.New(lockout.Policy{Threshold: 1 << 30}, nil, testr.New(t))
 	s, err := server.New(server.Options{
 		Snapshot: func() *index.Snapshot { return snap }, Issuer: "https://tokensmith.test", DeviceLoginClient: "app",
-		Login: login.Options{Lockout: locks},
+		Login:      login.Options{Lockout: locks},
+		RateLimits: server.NoRateLimits(),
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -65,7 +65,7 @@ func TestALockReachesEveryReplicaAndClearingItUnlocksEveryReplica(t *testing.T) 
 		}
 	}
 
-	mgr, err := controllers.NewManager(cfg, controllers.ManagerOptions{MetricsBindAddress: "0", SkipControllerNameValidation: true})
+	mgr, err := controllers.NewManager(cfg, controllers.ManagerOptions{MetricsBindAddress: controllers.BindOff, HealthProbeBindAddress: controllers.BindOff, SkipControllerNameValidation: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +88,7 @@ func TestALockReachesEveryReplicaAndClearingItUnlocksEveryReplica(t *testing.T) 
 		go func() {
 			done <- server.Run(ctx, serverCfg, server.RunOptions{
 				Options: server.Options{Issuer: "https://tokensmith.test", DeviceLoginClient: "app",
-					Logger: testr.NewWithOptions(t, testr.Options{Verbosity: 0}).WithName(name)},
+					Logger: testr.NewWithOptions(t, testr.Options{Verbosity: 0}).WithName(name), RateLimits: server.NoRateLimits()},
 				Namespace: serverNamespace, Listen: listen, AdminListen: admin, Lockout: policy,
 			})
 		}()

@@ -89,7 +89,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 const Dialect = "session"
 
 func (h *Handler) serve(r *http.Request) (string, error) {
-	id, err := ParseClientID(mux.Vars(r)["client_id"])
+	id, err := parseClientID(mux.Vars(r)["client_id"])
 	if err != nil {
 		return "", err
 	}
@@ -124,8 +124,8 @@ func (h *Handler) serve(r *http.Request) (string, error) {
 	return tok, err
 }
 
-// ParseClientID accepts a decimal integer of at most 19 digits (no sign, no spaces).
-func ParseClientID(s string) (int64, error) {
+// parseClientID accepts a decimal integer of at most 19 digits (no sign, no spaces).
+func parseClientID(s string) (int64, error) {
 	if s == "" || len(s) > 19 {
 		return 0, errBadClientID
 	}

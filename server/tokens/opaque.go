@@ -49,8 +49,8 @@ type opaquePayload struct {
 
 const nonceLen = 12
 
-// IsOpaque reports whether token has the shape of a tokensmith opaque token.
-func IsOpaque(token string) bool { return opaquePrefix(token) != "" }
+// isOpaque reports whether token has the shape of a tokensmith opaque token.
+func isOpaque(token string) bool { return opaquePrefix(token) != "" }
 
 func opaquePrefix(token string) string {
 	for _, p := range opaquePrefixes {

@@ -79,7 +79,7 @@ func (kr *Keyring) Verify(token, issuer string, now time.Time) (*Claims, error) 
 		c   *Claims
 		err error
 	)
-	if IsOpaque(token) {
+	if isOpaque(token) {
 		c, err = kr.openOpaque(token, issuer, now, Leeway)
 	} else {
 		c, err = kr.verifyJWT(token, issuer, now, Leeway)

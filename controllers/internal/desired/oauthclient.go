@@ -34,14 +34,14 @@ func ConsumerSecretName(oc *authv1alpha1.OAuthClient) string {
 	return oc.Name + "-credentials"
 }
 
-// HasGrant reports whether oc asks for grant g.
-func HasGrant(oc *authv1alpha1.OAuthClient, g authv1alpha1.GrantType) bool {
+// hasGrant reports whether oc asks for grant g.
+func hasGrant(oc *authv1alpha1.OAuthClient, g authv1alpha1.GrantType) bool {
 	return slices.Contains(oc.Spec.GrantTypes, g)
 }
 
 // CredentialKeys are the keys whose values authenticate the client.
 func CredentialKeys(oc *authv1alpha1.OAuthClient) []string {
-	if HasGrant(oc, authv1alpha1.GrantSession) {
+	if hasGrant(oc, authv1alpha1.GrantSession) {
 		return []string{credstore.KeyClientSecret, credstore.KeyAPIKey, credstore.KeyAPISecret}
 	}
 	return []string{credstore.KeyClientSecret}
@@ -121,7 +121,7 @@ func CurrentDigests(oc *authv1alpha1.OAuthClient, secretName string, data map[st
 		}
 	}
 	d := credstore.SecretDigests{ClientSecret: credstore.DigestOf(credstore.PurposeClientSecret, string(data[credstore.KeyClientSecret]))}
-	if HasGrant(oc, authv1alpha1.GrantSession) {
+	if hasGrant(oc, authv1alpha1.GrantSession) {
 		k := credstore.DigestOf(credstore.PurposeAPIKey, string(data[credstore.KeyAPIKey]))
 		sec := credstore.DigestOf(credstore.PurposeAPISecret, string(data[credstore.KeyAPISecret]))
 		d.APIKey, d.APISecret = &k, &sec
