@@ -141,7 +141,12 @@ type ClientVerifier struct {
 	// Audiences are the "aud" of the client's tokens; empty means the issuer.
 	Audiences []string `json:"audiences,omitempty"`
 	// Secrets: the current generation first, then previous ones until they expire.
+	// Empty when the client may not authenticate with a secret.
 	Secrets []SecretDigests `json:"secrets"`
+	// ServiceAccountName is set when the client may authenticate with a token of
+	// this ServiceAccount, in Namespace (never another namespace's), as an RFC 7523
+	// client assertion.
+	ServiceAccountName string `json:"serviceAccountName,omitempty"`
 }
 
 // UserVerifier is everything the token server needs to log a User in and to
