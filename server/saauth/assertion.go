@@ -236,9 +236,9 @@ func splitSubject(sub string) (namespace, name string, ok bool) {
 }
 
 // dnsName reports whether s is a DNS label (or, with dots, a DNS subdomain)
-// of lower-case letters, digits and inner dashes, at most max long.
-func dnsName(s string, max int, dots bool) bool {
-	if s == "" || len(s) > max {
+// of lower-case letters, digits and inner dashes, at most limit long.
+func dnsName(s string, limit int, dots bool) bool {
+	if s == "" || len(s) > limit {
 		return false
 	}
 	for _, label := range strings.Split(s, ".") {

@@ -149,7 +149,7 @@ func (v *Verifier) Audience() string { return v.cfg.Audience }
 // be asked. Both for metrics and tests.
 func (v *Verifier) Reviews() uint64 { return v.reviews.Load() }
 
-// Stale: see Reviews.
+// Stale counts the requests answered from a verdict older than MaxAge: see Reviews.
 func (v *Verifier) Stale() uint64 { return v.stale.Load() }
 
 // Check refuses what can be refused without the API server: an assertion
@@ -200,7 +200,8 @@ func (v *Verifier) Verify(ctx context.Context, a *Assertion) error {
 		case e.ok && age < v.cfg.MaxAge && !down:
 			if !e.refreshing {
 				e.refreshing = true
-				go v.refresh(key, a)
+				// Not the request's context: the refresh outlives the request it serves.
+				go v.refresh(key, a) //nolint:gosec // G118: deliberately detached, bounded by ReviewTimeout
 			}
 			v.mu.Unlock()
 			return v.match(a, e)
