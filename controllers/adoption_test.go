@@ -70,7 +70,7 @@ func TestSecretAdoption(t *testing.T) {
 			waitReason(t, oc, authv1alpha1.ReasonForeignSecret)
 			untouched(t, s)
 			mustNotExist(t, types.NamespacedName{Namespace: serverNamespace, Name: credstore.ClientVerifierName(ns, "app")})
-			e := waitWarning(t, ns, "app", EventForeignSecret)
+			e := waitWarning(t, ns, "app", eventForeignSecret)
 			if !strings.Contains(e.Note, authv1alpha1.AnnotationAdopt) || strings.Contains(e.Note, "the-database-password") {
 				t.Fatalf("event: %q", e.Note)
 			}
@@ -116,7 +116,7 @@ func TestSecretAdoption(t *testing.T) {
 			waitReason(t, u, authv1alpha1.ReasonForeignSecret)
 			untouched(t, s)
 			mustNotExist(t, types.NamespacedName{Namespace: serverNamespace, Name: credstore.UserVerifierName(ns, "db")})
-			waitWarning(t, ns, "db", EventForeignSecret)
+			waitWarning(t, ns, "db", eventForeignSecret)
 
 			// The owner of the Secret opts in: adopted, with its password, and not owned.
 			mergePatch(t, s, `{"metadata":{"annotations":{"auth.tokensmith.io/adopt":"true"}}}`)

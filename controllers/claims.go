@@ -5,15 +5,21 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"strconv"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	authv1alpha1 "github.com/tokensmith/tokensmith/api/v1alpha1"
+	"github.com/tokensmith/tokensmith/controllers/internal/desired"
 	"github.com/tokensmith/tokensmith/internal/credstore"
 )
 
@@ -45,6 +51,60 @@ const (
 	claimKindUser   = "user"
 )
 
+// claimKind is what the claim rules, and the watches that follow claims and
+// verifiers, need to know of one kind of claimant (OAuthClient, User).
+type claimKind struct {
+	// name is the record's labelClaimKind: claimKindClient or claimKindUser.
+	name string
+	// newObject and newList return an empty object and list of the kind.
+	newObject func() client.Object
+	newList   func() client.ObjectList
+	// keys are the claims obj holds against every other object of its kind.
+	keys func(obj client.Object) []string
+	// index is the field index, and its value, that lists a claim's claimants.
+	index func(key string) (field, value string)
+	// verifierName names an object's verifier Secret in the server
+	// namespace, and verifierType is that Secret's credstore.LabelSecretType.
+	verifierName func(namespace, name string) string
+	verifierType string
+	// serves reports whether the verifier document doc serves claim key.
+	serves func(doc []byte, key string) bool
+}
+
+var clientClaimKind = claimKind{
+	name:         claimKindClient,
+	newObject:    func() client.Object { return &authv1alpha1.OAuthClient{} },
+	newList:      func() client.ObjectList { return &authv1alpha1.OAuthClientList{} },
+	keys:         func(obj client.Object) []string { return oauthClientClaims(obj.(*authv1alpha1.OAuthClient)) },
+	index:        func(key string) (string, string) { return indexClaim, key },
+	verifierName: credstore.ClientVerifierName,
+	verifierType: credstore.TypeClientVerifier,
+	serves: func(doc []byte, key string) bool {
+		var v credstore.ClientVerifier
+		return credstore.Decode(doc, &v) == nil &&
+			(claimClientID(v.ClientID) == key || v.NumericID != 0 && claimNumericID(v.NumericID) == key)
+	},
+}
+
+var userClaimKind = claimKind{
+	name:      claimKindUser,
+	newObject: func() client.Object { return &authv1alpha1.User{} },
+	newList:   func() client.ObjectList { return &authv1alpha1.UserList{} },
+	keys: func(obj client.Object) []string {
+		if u := obj.(*authv1alpha1.User); u.Spec.Username != "" {
+			return []string{claimUsername(u.Spec.Username)}
+		}
+		return nil
+	},
+	index:        func(key string) (string, string) { return indexUsername, strings.TrimPrefix(key, claimUsername("")) },
+	verifierName: credstore.UserVerifierName,
+	verifierType: credstore.TypeUserVerifier,
+	serves: func(doc []byte, key string) bool {
+		var v credstore.UserVerifier
+		return credstore.Decode(doc, &v) == nil && claimUsername(v.Username) == key
+	},
+}
+
 // claim is one identifier an object asks for.
 type claim struct {
 	// key is the field index value: "clientID=...", "numericID=...", "username=...".
@@ -53,7 +113,93 @@ type claim struct {
 	what string
 }
 
-func claimUsername(u string) string { return "username=" + u }
+func claimUsername(u string) string  { return "username=" + u }
+func claimClientID(id string) string { return "clientID=" + id }
+func claimNumericID(n int64) string  { return "numericID=" + strconv.FormatInt(n, 10) }
+
+// oauthClientClaims are the identifiers oc holds against every other
+// OAuthClient, as the indexClaim field index has them.
+func oauthClientClaims(oc *authv1alpha1.OAuthClient) []string {
+	var claims []string
+	if id := desired.ClaimedClientID(oc); id != "" {
+		claims = append(claims, claimClientID(id))
+	}
+	if oc.Spec.NumericID != nil {
+		claims = append(claims, claimNumericID(*oc.Spec.NumericID))
+	}
+	return claims
+}
+
+// clientClaims are the identifiers oc asks for, in the order acquire tries
+// them (and so the one a conflict names first): clientID (when known), then
+// its numericID.
+func clientClaims(oc *authv1alpha1.OAuthClient, clientID string) []claim {
+	var claims []claim
+	if clientID != "" {
+		claims = append(claims, claim{claimClientID(clientID), fmt.Sprintf("client id %q", clientID)})
+	}
+	if n := oc.Spec.NumericID; n != nil {
+		claims = append(claims, claim{claimNumericID(*n), fmt.Sprintf("numericID %d", *n)})
+	}
+	return claims
+}
+
+// userClaims is the one identifier u asks for: its username.
+func userClaims(u *authv1alpha1.User) []claim {
+	return []claim{{claimUsername(u.Spec.Username), "username"}}
+}
+
+func claimKeys(claims []claim) map[string]bool {
+	keys := make(map[string]bool, len(claims))
+	for _, c := range claims {
+		keys[c.key] = true
+	}
+	return keys
+}
+
+// conflictMessage says which identifier is taken, and never by whom.
+func conflictMessage(taken string) string {
+	return fmt.Sprintf("The %s is already taken: an identifier stays with whoever claimed it first. Choose another", taken)
+}
+
+// refuseConflict handles an identifier someone else holds (taken), or the
+// error acquire returned. The holder keeps working; obj must not be able to
+// get tokens under an identity that is not its own, so its verifier goes.
+// The message names the identifier, never the holder: who holds which
+// username or client id is not for every namespace to learn.
+func (l lifecycle[T]) refuseConflict(ctx context.Context, obj T, now time.Time, taken string, err error) error {
+	if err != nil {
+		return err
+	}
+	if err := deleteSecret(ctx, l.client, l.secrets, l.verifierKey(obj)); err != nil {
+		return err
+	}
+	l.setNotReady(obj, now, authv1alpha1.ReasonConflict, eventConflict, actionRefuse, conflictMessage(taken))
+	return nil
+}
+
+// otherClaimants maps an object to every other object of its kind sharing
+// one of its claims: a change to one claimant (its deletion, an edit) may
+// free an identifier for another.
+func (k claimKind) otherClaimants(reader client.Reader) handler.MapFunc {
+	return func(ctx context.Context, o client.Object) []reconcile.Request {
+		var reqs []reconcile.Request
+		for _, key := range k.keys(o) {
+			field, value := k.index(key)
+			list := k.newList()
+			if err := reader.List(ctx, list, client.MatchingFields{field: value}); err != nil {
+				ctrl.LoggerFrom(ctx).Error(err, "listing claimants", "kind", k.name)
+				continue
+			}
+			_ = forEachItem(list, func(other client.Object) {
+				if other.GetUID() != o.GetUID() {
+					reqs = append(reqs, requestFor(other))
+				}
+			})
+		}
+		return reqs
+	}
+}
 
 // claimRecordName is "claim-<kind>-<160 bits of SHA-256 of the claim>": a
 // valid Secret name for any identifier, and unique per identifier.
@@ -67,16 +213,11 @@ type claimer struct {
 	client          client.Client
 	apiReader       client.Reader
 	serverNamespace string
-	kind            string
-	// newObject returns an empty object of the claimants' kind.
-	newObject func() client.Object
-	// heldByVerifier reports whether another claimant of key already serves it
-	// from a verifier written before claim records existed (an upgrade).
-	heldByVerifier func(ctx context.Context, obj client.Object, key string) (bool, error)
+	kind            claimKind
 }
 
 func (c claimer) recordKey(key string) types.NamespacedName {
-	return types.NamespacedName{Namespace: c.serverNamespace, Name: claimRecordName(c.kind, key)}
+	return types.NamespacedName{Namespace: c.serverNamespace, Name: claimRecordName(c.kind.name, key)}
 }
 
 // acquire takes every claim in claims that is free for obj. It returns the
@@ -146,15 +287,41 @@ func (c claimer) acquireOne(ctx context.Context, obj client.Object, key string) 
 	return false, fmt.Errorf("claim record %s keeps changing", rk.Name)
 }
 
+// heldByVerifier reports whether another claimant of key serves it from a
+// verifier it holds: the holder before claim records existed (an upgrade)
+// keeps the identifier, and takes its record on its next reconcile.
+func (c claimer) heldByVerifier(ctx context.Context, obj client.Object, key string) (bool, error) {
+	field, value := c.kind.index(key)
+	list := c.kind.newList()
+	if err := c.client.List(ctx, list, client.MatchingFields{field: value}); err != nil {
+		return false, err
+	}
+	secrets := secretReader{cached: c.client, api: c.apiReader}
+	held := false
+	var readErr error
+	_ = forEachItem(list, func(other client.Object) {
+		if held || readErr != nil || other.GetUID() == obj.GetUID() {
+			return
+		}
+		s, err := secrets.get(ctx, types.NamespacedName{Namespace: c.serverNamespace, Name: c.kind.verifierName(other.GetNamespace(), other.GetName())})
+		if err != nil {
+			readErr = err
+			return
+		}
+		held = s != nil && c.kind.serves(s.Data[credstore.DataKey], key)
+	})
+	return held, readErr
+}
+
 func (c claimer) record(obj client.Object, key string) *corev1.Secret {
 	return &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{
 			Namespace: c.serverNamespace,
-			Name:      claimRecordName(c.kind, key),
+			Name:      claimRecordName(c.kind.name, key),
 			Labels: map[string]string{
 				authv1alpha1.LabelManagedBy: authv1alpha1.ManagedByValue,
 				labelClaimOwner:             string(obj.GetUID()),
-				labelClaimKind:              c.kind,
+				labelClaimKind:              c.kind.name,
 			},
 			Annotations: map[string]string{
 				credstore.AnnotationOwner: ownerString(obj),
@@ -175,7 +342,7 @@ func (c claimer) holderAlive(ctx context.Context, rec *corev1.Secret) (bool, err
 		return false, nil
 	}
 	key := types.NamespacedName{Namespace: ns, Name: name}
-	o := c.newObject()
+	o := c.kind.newObject()
 	err := c.client.Get(ctx, key, o)
 	if apierrors.IsNotFound(err) {
 		err = c.apiReader.Get(ctx, key, o)
@@ -205,7 +372,7 @@ func (c claimer) releaseAll(ctx context.Context, obj client.Object) error {
 func (c claimer) releaseFrom(ctx context.Context, r client.Reader, obj client.Object, keep map[string]bool) error {
 	var recs corev1.SecretList
 	if err := r.List(ctx, &recs, client.InNamespace(c.serverNamespace),
-		client.MatchingLabels{labelClaimOwner: string(obj.GetUID()), labelClaimKind: c.kind}); err != nil {
+		client.MatchingLabels{labelClaimOwner: string(obj.GetUID()), labelClaimKind: c.kind.name}); err != nil {
 		return err
 	}
 	for i := range recs.Items {

@@ -73,7 +73,7 @@ func neverNamesTheHolder(t *testing.T, attacker client.Object, holder client.Obj
 			return err
 		}
 		for _, e := range evs.Items {
-			if e.Reason != EventConflict || e.Regarding.Name != attacker.GetName() {
+			if e.Reason != eventConflict || e.Regarding.Name != attacker.GetName() {
 				continue
 			}
 			if strings.Contains(e.Note, holder.GetNamespace()) {

@@ -3,6 +3,7 @@ package controllers
 import (
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -30,6 +31,14 @@ func setCondition(conds *[]metav1.Condition, generation int64, now time.Time, st
 
 func setReady(conds *[]metav1.Condition, generation int64, now time.Time, reason, message string) bool {
 	return setCondition(conds, generation, now, metav1.ConditionTrue, reason, message)
+}
+
+// setNotReady sets Ready=False, with a Warning event on obj the first time
+// (per transition): these are the states where a person must act.
+func setNotReady(rec events.EventRecorder, obj runtime.Object, conds *[]metav1.Condition, generation int64, now time.Time, reason, eventReason, action, message string) {
+	if setCondition(conds, generation, now, metav1.ConditionFalse, reason, message) {
+		emit(rec, obj, corev1.EventTypeWarning, eventReason, action, "%s", message)
+	}
 }
 
 // emit records an event; messages name objects and keys, never values.

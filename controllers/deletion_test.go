@@ -88,7 +88,7 @@ func TestConsumerSecretDeletedByHand(t *testing.T) {
 				t.Fatalf("%s was not regenerated", k)
 			}
 		}
-		e := waitEvent(t, ns, "app", EventConsumerSecretRecreated, corev1.EventTypeWarning)
+		e := waitEvent(t, ns, "app", eventConsumerSecretRecreated, corev1.EventTypeWarning)
 		if !strings.Contains(e.Note, "1h0m0s") || containsAny(e.Note, string(s.Data[credstore.KeyClientSecret]), string(old.Data[credstore.KeyClientSecret])) {
 			t.Fatalf("event note: %q", e.Note)
 		}
@@ -153,7 +153,7 @@ func TestConsumerSecretDeletedByHand(t *testing.T) {
 			}
 			return digestOK(v, s)
 		})
-		e := waitEvent(t, ns, "app", EventConsumerSecretRecreated, corev1.EventTypeWarning)
+		e := waitEvent(t, ns, "app", eventConsumerSecretRecreated, corev1.EventTypeWarning)
 		if !strings.Contains(e.Note, "no longer work") {
 			t.Fatalf("event note: %q", e.Note)
 		}
@@ -191,7 +191,7 @@ func TestConsumerSecretDeletedByHand(t *testing.T) {
 			}
 			return nil
 		})
-		e := waitEvent(t, ns, "gina", EventConsumerSecretRecreated, corev1.EventTypeWarning)
+		e := waitEvent(t, ns, "gina", eventConsumerSecretRecreated, corev1.EventTypeWarning)
 		if containsAny(e.Note, pw, oldPW) {
 			t.Fatal("the event carries a password")
 		}
@@ -299,7 +299,7 @@ func TestVerifierSecretDeletedByHand(t *testing.T) {
 		if err := digestOK(v, consumer); err != nil {
 			return err
 		}
-		if v.ClientID != ocBefore.ClientID || len(v.Secrets) != 1 || !sameDigests(v.Secrets[0], ocBefore.Secrets[0]) {
+		if v.ClientID != ocBefore.ClientID || len(v.Secrets) != 1 || !v.Secrets[0].ClientSecret.Equal(ocBefore.Secrets[0].ClientSecret) {
 			return fmt.Errorf("restored verifier differs: %+v", v)
 		}
 		return nil
@@ -342,13 +342,13 @@ func TestFirstSecretAfterAConflictIsNotRecreated(t *testing.T) {
 
 	deleteObj(t, first)
 	waitReason(t, second, authv1alpha1.ReasonIssued)
-	waitEvent(t, other, "second", EventGenerated, corev1.EventTypeNormal)
+	waitEvent(t, other, "second", eventGenerated, corev1.EventTypeNormal)
 	var evs eventsv1.EventList
 	if err := k8s.List(context.Background(), &evs, client.InNamespace(other)); err != nil {
 		t.Fatal(err)
 	}
 	for _, e := range evs.Items {
-		if e.Reason == EventConsumerSecretRecreated {
+		if e.Reason == eventConsumerSecretRecreated {
 			t.Fatalf("a Secret generated for the first time was reported as recreated: %q", e.Note)
 		}
 	}

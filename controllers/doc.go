@@ -21,6 +21,10 @@
 //   - status is written once per reconcile, in a defer, only when it changed;
 //   - no secret value ever reaches a log line, an event, a status or an error.
 //
-// Files are split by phase: *_controller.go opens and closes a reconcile,
-// *_secrets.go reads and writes Secrets, *_status.go computes conditions.
+// Files are split by phase: lifecycle.go opens and closes every reconcile of
+// an OAuthClient or User (get, finalize, finalizer, status written once);
+// *_controller.go is each kind's work in between; claims.go holds the claim
+// rules; *_secrets.go reads and writes Secrets; *_status.go computes the
+// Ready condition. What the Secrets should hold is computed, without any API
+// call, in internal/desired, where it is table-tested and fuzzed.
 package controllers

@@ -115,9 +115,9 @@ func TestIdempotence(t *testing.T) {
 	var writes atomic.Int64
 	c := writeCounter{Client: suiteMgr.GetClient(), writes: &writes}
 	opts := testOptions()
-	oc := &OAuthClientReconciler{Client: c, APIReader: suiteMgr.GetAPIReader(), Scheme: suiteMgr.GetScheme(), Options: opts}
-	ur := &UserReconciler{Client: c, APIReader: suiteMgr.GetAPIReader(), Scheme: suiteMgr.GetScheme(), Options: opts}
-	sk := &SigningKeysReconciler{Client: c, APIReader: suiteMgr.GetAPIReader(), Options: opts}
+	oc := &oauthClientReconciler{credentialReconciler{Client: c, APIReader: suiteMgr.GetAPIReader(), Scheme: suiteMgr.GetScheme(), Options: opts}}
+	ur := &userReconciler{credentialReconciler: credentialReconciler{Client: c, APIReader: suiteMgr.GetAPIReader(), Scheme: suiteMgr.GetScheme(), Options: opts}}
+	sk := &signingKeysReconciler{Client: c, APIReader: suiteMgr.GetAPIReader(), Options: opts}
 	for i := 0; i < 100; i++ {
 		for _, o := range objs {
 			var r reconcile.Reconciler = oc

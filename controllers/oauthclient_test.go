@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	authv1alpha1 "github.com/tokensmith/tokensmith/api/v1alpha1"
+	"github.com/tokensmith/tokensmith/controllers/internal/desired"
 	"github.com/tokensmith/tokensmith/internal/credstore"
 )
 
@@ -103,7 +104,7 @@ func TestOAuthClient(t *testing.T) {
 			if ref := metav1.GetControllerOf(s); ref == nil || ref.UID != oc.UID || ref.Kind != "OAuthClient" {
 				t.Errorf("controller reference = %+v", ref)
 			}
-			if oc.Status.SecretName != "app-credentials" || !controllerutil.ContainsFinalizer(oc, FinalizerVerifier) {
+			if oc.Status.SecretName != "app-credentials" || !controllerutil.ContainsFinalizer(oc, finalizerVerifier) {
 				t.Errorf("status.secretName %q, finalizers %v", oc.Status.SecretName, oc.Finalizers)
 			}
 
@@ -136,7 +137,7 @@ func TestOAuthClient(t *testing.T) {
 					if containsAny(e.Note, string(s.Data[credstore.KeyClientSecret]), string(s.Data[credstore.KeyAPIKey]), string(s.Data[credstore.KeyAPISecret])) {
 						t.Fatalf("event %s carries a secret value", e.Reason)
 					}
-					if e.Reason == EventGenerated && e.Regarding.Name == "app" {
+					if e.Reason == eventGenerated && e.Regarding.Name == "app" {
 						return nil
 					}
 				}
@@ -174,8 +175,8 @@ func TestOAuthClient(t *testing.T) {
 			if oc.Status.ClientID != "legacy-client" || len(s.OwnerReferences) != 0 || s.Labels[authv1alpha1.LabelManagedBy] != authv1alpha1.ManagedByValue {
 				t.Errorf("status.clientID %q, owners %v, labels %v", oc.Status.ClientID, s.OwnerReferences, s.Labels)
 			}
-			if s.Annotations[AnnotationRotated] != "predates-adoption" {
-				t.Errorf("a rotate annotation older than the adoption must be recorded as handled, got %q", s.Annotations[AnnotationRotated])
+			if s.Annotations[annotationRotated] != "predates-adoption" {
+				t.Errorf("a rotate annotation older than the adoption must be recorded as handled, got %q", s.Annotations[annotationRotated])
 			}
 			v, err := clientVerifier(t, oc)
 			if err != nil {
@@ -308,7 +309,7 @@ func TestOAuthClient(t *testing.T) {
 				if len(v.Secrets) != 2 || !v.Secrets[1].ClientSecret.Equal(credstore.DigestOf(credstore.PurposeClientSecret, old)) {
 					return errors.New("previous secret not kept")
 				}
-				if want := clock.Now().Add(defaultGracePeriod); !v.Secrets[1].ExpiresAt.Equal(want) {
+				if want := clock.Now().Add(desired.DefaultGracePeriod); !v.Secrets[1].ExpiresAt.Equal(want) {
 					return fmt.Errorf("expires %v, want %v", v.Secrets[1].ExpiresAt, want)
 				}
 				return nil

@@ -6,13 +6,11 @@ import (
 	"fmt"
 	"maps"
 	"strings"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	authv1alpha1 "github.com/tokensmith/tokensmith/api/v1alpha1"
@@ -21,45 +19,45 @@ import (
 
 // Finalizers and annotations private to the controller.
 const (
-	// FinalizerVerifier holds an OAuthClient or User until its verifier Secret,
+	// finalizerVerifier holds an OAuthClient or User until its verifier Secret,
 	// in another namespace and so beyond garbage collection, is deleted.
-	FinalizerVerifier = "auth.tokensmith.io/verifier"
+	finalizerVerifier = "auth.tokensmith.io/verifier"
 
-	// AnnotationRotated on a consumer Secret records the value of the owner's
+	// annotationRotated on a consumer Secret records the value of the owner's
 	// auth.tokensmith.io/rotate annotation that was last acted on. It lives on
 	// the Secret, written together with the new credentials, so that a crash or
 	// a restart can never rotate twice for one request.
-	AnnotationRotated = "auth.tokensmith.io/rotated"
+	annotationRotated = "auth.tokensmith.io/rotated"
 )
 
 // Event reasons. Normal events tell what happened; Warning events ask a person to act.
 const (
-	// EventGenerated: new credentials were generated into the consumer Secret.
-	EventGenerated = "Generated"
-	// EventAdopted: a pre-existing Secret's credentials were taken over.
-	EventAdopted = "Adopted"
-	// EventFilledIn: keys missing from an existing Secret were generated.
-	EventFilledIn = "FilledIn"
-	// EventRotated: the rotate annotation produced new secrets.
-	EventRotated = "Rotated"
-	// EventSecretChanged: the consumer Secret's credentials changed (for example
+	// eventGenerated: new credentials were generated into the consumer Secret.
+	eventGenerated = "Generated"
+	// eventAdopted: a pre-existing Secret's credentials were taken over.
+	eventAdopted = "Adopted"
+	// eventFilledIn: keys missing from an existing Secret were generated.
+	eventFilledIn = "FilledIn"
+	// eventRotated: the rotate annotation produced new secrets.
+	eventRotated = "Rotated"
+	// eventSecretChanged: the consumer Secret's credentials changed (for example
 	// by hand); the verifier now accepts them and the old ones until the grace period ends.
-	EventSecretChanged = "SecretChanged"
-	// EventPasswordChanged: a User's password changed; its sessions end.
-	EventPasswordChanged = "PasswordChanged"
-	// EventConflict (Warning): another object already holds the same identifier.
-	EventConflict = "Conflict"
-	// EventForeignSecret (Warning): the Secret named for the credentials exists
+	eventSecretChanged = "SecretChanged"
+	// eventPasswordChanged: a User's password changed; its sessions end.
+	eventPasswordChanged = "PasswordChanged"
+	// eventConflict (Warning): another object already holds the same identifier.
+	eventConflict = "Conflict"
+	// eventForeignSecret (Warning): the Secret named for the credentials exists
 	// and is someone else's; tokensmith does not touch it.
-	EventForeignSecret = "ForeignSecret"
-	// EventWaitingForSecret (Warning): the Secret to read credentials from is missing or incomplete.
-	EventWaitingForSecret = "WaitingForSecret"
-	// EventInvalid (Warning): the Secret holds values that cannot be used.
-	EventInvalid = "Invalid"
-	// EventConsumerSecretRecreated (Warning): a consumer Secret that credentials
+	eventForeignSecret = "ForeignSecret"
+	// eventWaitingForSecret (Warning): the Secret to read credentials from is missing or incomplete.
+	eventWaitingForSecret = "WaitingForSecret"
+	// eventInvalid (Warning): the Secret holds values that cannot be used.
+	eventInvalid = "Invalid"
+	// eventConsumerSecretRecreated (Warning): a consumer Secret that credentials
 	// had been issued through was deleted, and was recreated with new ones;
 	// applications holding the old ones must re-read it before they expire.
-	EventConsumerSecretRecreated = "ConsumerSecretRecreated"
+	eventConsumerSecretRecreated = "ConsumerSecretRecreated"
 )
 
 // Actions of the events.k8s.io API, which asks what the controller did.
@@ -71,19 +69,6 @@ const (
 	actionRefuse  = "Refuse"
 	actionObserve = "Observe"
 )
-
-// requeueOnConflict turns an optimistic-concurrency Conflict into a quiet
-// retry: it means the cache was behind, and the event that brings it up to
-// date is already on its way. Anything else is returned as an error.
-func requeueOnConflict(res ctrl.Result, err error) (ctrl.Result, error) {
-	if err != nil && apierrors.IsConflict(err) {
-		return ctrl.Result{RequeueAfter: conflictRetry}, nil
-	}
-	return res, err
-}
-
-// conflictRetry is how soon a reconcile that lost a write race runs again.
-const conflictRetry = 250 * time.Millisecond
 
 // secretReader reads Secrets from the label-selected cache first and falls
 // back to the API server, which also sees Secrets tokensmith has not labelled
@@ -261,4 +246,12 @@ func adoptProblem(owner client.Object, kind string, s *corev1.Secret, hasKeys bo
 		return ""
 	}
 	return fmt.Sprintf("Secret %s exists and was not created by tokensmith%s; tokensmith leaves it alone. %s", s.Name, lacks, how)
+}
+
+// consumerData is s's data, nil when s is (a Secret that does not exist).
+func consumerData(s *corev1.Secret) map[string][]byte {
+	if s == nil {
+		return nil
+	}
+	return s.Data
 }

@@ -250,21 +250,19 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 		return err
 	}
 	recorder := mgr.GetEventRecorder("tokensmith-controller")
-	oc := &OAuthClientReconciler{
+	base := credentialReconciler{
 		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Scheme: mgr.GetScheme(),
 		Recorder: recorder, Options: opts,
 	}
+	oc := &oauthClientReconciler{base}
 	if err := oc.SetupWithManager(mgr, watch); err != nil {
 		return fmt.Errorf("controllers: setting up the OAuthClient controller: %w", err)
 	}
-	u := &UserReconciler{
-		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Scheme: mgr.GetScheme(),
-		Recorder: recorder, Options: opts,
-	}
+	u := &userReconciler{credentialReconciler: base}
 	if err := u.SetupWithManager(mgr, watch); err != nil {
 		return fmt.Errorf("controllers: setting up the User controller: %w", err)
 	}
-	sk := &SigningKeysReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Options: opts}
+	sk := &signingKeysReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Options: opts}
 	if err := sk.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("controllers: setting up the signing-keys controller: %w", err)
 	}

@@ -23,24 +23,24 @@ import (
 	"github.com/tokensmith/tokensmith/internal/keyset"
 )
 
-// SigningKeysReconciler keeps the signing-keys Secret in the server
+// signingKeysReconciler keeps the signing-keys Secret in the server
 // namespace current (creating keys, rotating them every KeyRotationPeriod,
 // dropping retired ones after KeyRetention), and makes sure the revocations
 // Secret exists so the token server only ever has to update it.
-type SigningKeysReconciler struct {
+type signingKeysReconciler struct {
 	Client    client.Client
 	APIReader client.Reader
 	Options   Options
 }
 
-func (r *SigningKeysReconciler) request() reconcile.Request {
+func (r *signingKeysReconciler) request() reconcile.Request {
 	return reconcile.Request{NamespacedName: types.NamespacedName{Namespace: r.Options.ServerNamespace, Name: credstore.SigningKeysSecretName}}
 }
 
 // SetupWithManager registers the controller. There is one thing to
 // reconcile, so every event maps to the same request, and a start-up event
 // creates the Secrets when nothing exists yet to produce an event.
-func (r *SigningKeysReconciler) SetupWithManager(mgr ctrl.Manager) error {
+func (r *signingKeysReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	req := r.request()
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("signingkeys").
@@ -64,12 +64,12 @@ func (r *SigningKeysReconciler) SetupWithManager(mgr ctrl.Manager) error {
 }
 
 // Reconcile implements reconcile.Reconciler.
-func (r *SigningKeysReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+func (r *signingKeysReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	return requeueOnConflict(r.reconcile(ctx, req))
 }
 
 // reconcile brings the key set up to date and returns at the next rotation or expiry.
-func (r *SigningKeysReconciler) reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Result, error) {
+func (r *signingKeysReconciler) reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Result, error) {
 	now := r.Options.now()
 	reader := secretReader{cached: r.Client, api: r.APIReader}
 	if err := r.ensureRevocations(ctx, reader); err != nil {
@@ -105,7 +105,7 @@ func (r *SigningKeysReconciler) reconcile(ctx context.Context, _ ctrl.Request) (
 
 // ensureRevocations creates the empty revocations Secret when the API server
 // has none; an existing one belongs to the token server and is never touched.
-func (r *SigningKeysReconciler) ensureRevocations(ctx context.Context, reader secretReader) error {
+func (r *signingKeysReconciler) ensureRevocations(ctx context.Context, reader secretReader) error {
 	key := types.NamespacedName{Namespace: r.Options.ServerNamespace, Name: credstore.RevocationsSecretName}
 	existing, err := reader.get(ctx, key)
 	if err != nil || existing != nil {
@@ -125,7 +125,7 @@ func (r *SigningKeysReconciler) ensureRevocations(ctx context.Context, reader se
 	return err
 }
 
-func (r *SigningKeysReconciler) secret(name, secretType string, doc []byte) *corev1.Secret {
+func (r *signingKeysReconciler) secret(name, secretType string, doc []byte) *corev1.Secret {
 	return &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{
 			Namespace: r.Options.ServerNamespace,

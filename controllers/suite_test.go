@@ -78,9 +78,6 @@ func TestMain(m *testing.M) {
 
 func runSuite(m *testing.M) int {
 	flag.Parse()
-	if !needsControlPlane() {
-		return m.Run()
-	}
 	ctrl.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.Level(zapLevel())))
 	env, c, err := testenv.Start()
 	if err != nil {
@@ -104,22 +101,6 @@ func runSuite(m *testing.M) int {
 	code := m.Run()
 	stopSuiteManager()
 	return code
-}
-
-// needsControlPlane is false in a fuzzing run ("go test -run='^$' -fuzz=X",
-// as hack/fuzz.sh does) and in its worker processes: the fuzz targets use a
-// fake client, and a control plane per worker would only slow them down.
-func needsControlPlane() bool {
-	lookup := func(name string) string {
-		if f := flag.Lookup(name); f != nil {
-			return f.Value.String()
-		}
-		return ""
-	}
-	if lookup("test.fuzzworker") == "true" {
-		return false
-	}
-	return lookup("test.fuzz") == "" || lookup("test.run") != "^$"
 }
 
 func startSuiteManager() error {

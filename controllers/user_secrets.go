@@ -13,21 +13,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	authv1alpha1 "github.com/tokensmith/tokensmith/api/v1alpha1"
+	"github.com/tokensmith/tokensmith/controllers/internal/desired"
 	"github.com/tokensmith/tokensmith/internal/credstore"
 	"github.com/tokensmith/tokensmith/internal/password"
 )
-
-// passwordSecretKey is the Secret name and key u's password is read from.
-func passwordSecretKey(u *authv1alpha1.User) (string, string) {
-	if ref := u.Spec.PasswordSecretRef; ref != nil {
-		key := ref.Key
-		if key == "" {
-			key = credstore.KeyPassword
-		}
-		return ref.Name, key
-	}
-	return u.Name + "-password", credstore.KeyPassword
-}
 
 // passwordSecret returns the Secret holding u's password, or nil when a
 // referenced Secret does not exist yet. Without a reference it generates the
@@ -41,7 +30,7 @@ func passwordSecretKey(u *authv1alpha1.User) (string, string) {
 // with no grace period: a new password is a password change, which ends the
 // user's sessions at once (the verifier bumps the credential generation).
 // A Warning event says so.
-func (r *UserReconciler) passwordSecret(ctx context.Context, u *authv1alpha1.User, key types.NamespacedName, dataKey string, recreated bool) (s *corev1.Secret, problem string, err error) {
+func (r *userReconciler) passwordSecret(ctx context.Context, u *authv1alpha1.User, key types.NamespacedName, dataKey string, recreated bool) (s *corev1.Secret, problem string, err error) {
 	s, err = r.secrets().get(ctx, key)
 	if err != nil || u.Spec.PasswordSecretRef != nil {
 		return s, "", err
@@ -68,10 +57,10 @@ func (r *UserReconciler) passwordSecret(ctx context.Context, u *authv1alpha1.Use
 		err = r.Client.Create(ctx, s)
 		if err == nil {
 			if recreated {
-				emit(r.Recorder, u, corev1.EventTypeWarning, EventConsumerSecretRecreated, actionCreate,
+				emit(r.Recorder, u, corev1.EventTypeWarning, eventConsumerSecretRecreated, actionCreate,
 					"Secret %s was deleted; generated a new password into it, and every session of this user has ended", key.Name)
 			} else {
-				emit(r.Recorder, u, corev1.EventTypeNormal, EventGenerated, actionCreate, "Generated a password into Secret %s", key.Name)
+				emit(r.Recorder, u, corev1.EventTypeNormal, eventGenerated, actionCreate, "Generated a password into Secret %s", key.Name)
 			}
 			return s, "", nil
 		}
@@ -91,29 +80,29 @@ func (r *UserReconciler) passwordSecret(ctx context.Context, u *authv1alpha1.Use
 	// Adopt an existing Secret of that name: label it (never own it: only a
 	// Secret tokensmith created goes with its User), and fill in the password
 	// only if it has none.
-	desired := s.DeepCopy()
-	if desired.Labels == nil {
-		desired.Labels = map[string]string{}
+	next := s.DeepCopy()
+	if next.Labels == nil {
+		next.Labels = map[string]string{}
 	}
-	desired.Labels[authv1alpha1.LabelManagedBy] = authv1alpha1.ManagedByValue
-	if len(desired.Data[dataKey]) == 0 {
+	next.Labels[authv1alpha1.LabelManagedBy] = authv1alpha1.ManagedByValue
+	if len(next.Data[dataKey]) == 0 {
 		pw, err := credstore.RandomSecret(secretBytes)
 		if err != nil {
 			return nil, "", err
 		}
-		if desired.Data == nil {
-			desired.Data = map[string][]byte{}
+		if next.Data == nil {
+			next.Data = map[string][]byte{}
 		}
-		desired.Data[dataKey] = []byte(pw)
+		next.Data[dataKey] = []byte(pw)
 	}
-	if equality.Semantic.DeepEqual(s.ObjectMeta, desired.ObjectMeta) && equality.Semantic.DeepEqual(s.Data, desired.Data) {
+	if equality.Semantic.DeepEqual(s.ObjectMeta, next.ObjectMeta) && equality.Semantic.DeepEqual(s.Data, next.Data) {
 		return s, "", nil
 	}
-	if err := r.Client.Update(ctx, desired); err != nil {
+	if err := r.Client.Update(ctx, next); err != nil {
 		return nil, "", fmt.Errorf("updating Secret %s: %w", key, err)
 	}
-	emit(r.Recorder, u, corev1.EventTypeNormal, EventAdopted, actionUpdate, "Adopted Secret %s for the password", key.Name)
-	return desired, "", nil
+	emit(r.Recorder, u, corev1.EventTypeNormal, eventAdopted, actionUpdate, "Adopted Secret %s for the password", key.Name)
+	return next, "", nil
 }
 
 // ensureVerifier writes u's verifier. The argon2id hash is the expensive part
@@ -121,7 +110,7 @@ func (r *UserReconciler) passwordSecret(ctx context.Context, u *authv1alpha1.Use
 // remembers which version of the password Secret it hashed (PasswordSource),
 // and a new version whose password still verifies (a label was added, another
 // key changed) keeps the old hash and the old credential generation.
-func (r *UserReconciler) ensureVerifier(ctx context.Context, u *authv1alpha1.User, pwSecret *corev1.Secret, pw string, now time.Time) error {
+func (r *userReconciler) ensureVerifier(ctx context.Context, u *authv1alpha1.User, pwSecret *corev1.Secret, pw string, now time.Time) error {
 	key := r.verifierKey(u)
 	existing, err := r.secrets().get(ctx, key)
 	if err != nil {
@@ -153,7 +142,7 @@ func (r *UserReconciler) ensureVerifier(ctx context.Context, u *authv1alpha1.Use
 			t := metav1.NewTime(now.Truncate(time.Second))
 			u.Status.PasswordChangedTime = &t
 			if hasOld {
-				emit(r.Recorder, u, corev1.EventTypeNormal, EventPasswordChanged, actionUpdate,
+				emit(r.Recorder, u, corev1.EventTypeNormal, eventPasswordChanged, actionUpdate,
 					"The password in Secret %s changed; every session of this user has ended", pwSecret.Name)
 			}
 		}
@@ -166,44 +155,11 @@ func (r *UserReconciler) ensureVerifier(ctx context.Context, u *authv1alpha1.Use
 	}
 	u.Status.CredentialGeneration = generation
 
-	doc, err := credstore.Encode(buildUserVerifier(u, hash, source, generation))
+	doc, err := credstore.Encode(desired.UserVerifier(u, hash, source, generation))
 	if err != nil {
 		return err
 	}
-	desired := verifierSecret(key.Namespace, key.Name, credstore.TypeUserVerifier, ownerString(u), doc)
-	_, err = applySecret(ctx, r.Client, r.secrets(), existing, desired)
+	want := verifierSecret(key.Namespace, key.Name, credstore.TypeUserVerifier, ownerString(u), doc)
+	_, err = applySecret(ctx, r.Client, r.secrets(), existing, want)
 	return err
-}
-
-// buildUserVerifier is deterministic: same User, same bytes.
-func buildUserVerifier(u *authv1alpha1.User, hash, source string, generation int64) credstore.UserVerifier {
-	v := credstore.UserVerifier{
-		Namespace:            u.Namespace,
-		Name:                 u.Name,
-		ObjectRef:            objectRef(u),
-		Username:             u.Spec.Username,
-		PasswordHash:         hash,
-		Scopes:               sortedSet(u.Spec.Scopes),
-		Clients:              sortedSet(u.Spec.Clients),
-		Disabled:             u.Spec.Disabled,
-		CredentialGeneration: generation,
-		SessionsNotBefore:    utcTime(u.Spec.SessionsNotBefore),
-		DeauthorizedDevices:  sortedSet(u.Spec.DeauthorizedDevices),
-		LockedUntil:          utcTime(u.Status.LockedUntil),
-		PasswordSource:       source,
-	}
-	devices := make([]string, 0, len(u.Status.Devices))
-	for _, d := range u.Status.Devices {
-		devices = append(devices, d.Name)
-	}
-	v.KnownDevices = sortedSet(devices)
-	return v
-}
-
-func utcTime(t *metav1.Time) *time.Time {
-	if t == nil {
-		return nil
-	}
-	u := t.UTC()
-	return &u
 }

@@ -3,7 +3,6 @@ package controllers
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -19,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	authv1alpha1 "github.com/tokensmith/tokensmith/api/v1alpha1"
+	"github.com/tokensmith/tokensmith/controllers/internal/desired"
 	"github.com/tokensmith/tokensmith/internal/credstore"
 )
 
@@ -42,7 +42,7 @@ func setupIndexes(mgr ctrl.Manager) error {
 		return err
 	}
 	if err := fi.IndexField(ctx, &authv1alpha1.OAuthClient{}, indexSecretName, func(o client.Object) []string {
-		return []string{consumerSecretName(o.(*authv1alpha1.OAuthClient))}
+		return []string{desired.ConsumerSecretName(o.(*authv1alpha1.OAuthClient))}
 	}); err != nil {
 		return err
 	}
@@ -52,33 +52,11 @@ func setupIndexes(mgr ctrl.Manager) error {
 		return err
 	}
 	return fi.IndexField(ctx, &authv1alpha1.User{}, indexSecretName, func(o client.Object) []string {
-		name, _ := passwordSecretKey(o.(*authv1alpha1.User))
+		name, _ := desired.PasswordSecretKey(o.(*authv1alpha1.User))
 		return []string{name}
 	})
 }
 
-// oauthClientClaims are the identifiers oc holds against every other OAuthClient.
-func oauthClientClaims(oc *authv1alpha1.OAuthClient) []string {
-	var claims []string
-	if id := claimedClientID(oc); id != "" {
-		claims = append(claims, claimClientID(id))
-	}
-	if oc.Spec.NumericID != nil {
-		claims = append(claims, claimNumericID(*oc.Spec.NumericID))
-	}
-	return claims
-}
-
-// claimedClientID is the client id oc holds: fixed in spec, or generated earlier and kept in status.
-func claimedClientID(oc *authv1alpha1.OAuthClient) string {
-	if oc.Spec.ClientID != "" {
-		return oc.Spec.ClientID
-	}
-	return oc.Status.ClientID
-}
-
-func claimClientID(id string) string { return "clientID=" + id }
-func claimNumericID(n int64) string  { return "numericID=" + strconv.FormatInt(n, 10) }
 func requestFor(o client.Object) reconcile.Request {
 	return reconcile.Request{NamespacedName: client.ObjectKeyFromObject(o)}
 }
@@ -121,25 +99,21 @@ func secretMetadata() *metav1.PartialObjectMetadata {
 type secretMapper struct {
 	reader          client.Reader
 	serverNamespace string
-	verifierType    string
-	list            func() client.ObjectList
-	// claimKind is the kind of claim records this mapper follows, and
-	// claimIndex the field index (and its value) that finds a record's claimants.
-	claimKind  string
-	claimIndex func(claim string) (field, value string)
+	// kind is whose claim records and verifiers this mapper follows.
+	kind claimKind
 }
 
 func (m secretMapper) Map(ctx context.Context, s client.Object) []reconcile.Request {
 	if kind := s.GetLabels()[labelClaimKind]; kind != "" && s.GetNamespace() == m.serverNamespace {
 		// A claim record taken or given up: every claimant may now hold it.
-		if kind != m.claimKind {
+		if kind != m.kind.name {
 			return nil
 		}
-		field, value := m.claimIndex(s.GetAnnotations()[annotationClaim])
+		field, value := m.kind.index(s.GetAnnotations()[annotationClaim])
 		return m.listRequests(ctx, client.MatchingFields{field: value})
 	}
 	if s.GetNamespace() == m.serverNamespace && s.GetLabels()[credstore.LabelSecretType] != "" {
-		if s.GetLabels()[credstore.LabelSecretType] != m.verifierType {
+		if s.GetLabels()[credstore.LabelSecretType] != m.kind.verifierType {
 			return nil
 		}
 		ns, name, ok := strings.Cut(s.GetAnnotations()[credstore.AnnotationOwner], "/")
@@ -153,7 +127,7 @@ func (m secretMapper) Map(ctx context.Context, s client.Object) []reconcile.Requ
 
 // listRequests lists the mapper's kind and returns a request for each item.
 func (m secretMapper) listRequests(ctx context.Context, opts ...client.ListOption) []reconcile.Request {
-	list := m.list()
+	list := m.kind.newList()
 	if err := m.reader.List(ctx, list, opts...); err != nil {
 		ctrl.LoggerFrom(ctx).Error(err, "listing the objects a Secret concerns")
 		return nil
@@ -177,6 +151,22 @@ func forEachItem(list client.ObjectList, f func(client.Object)) error {
 		return fmt.Errorf("unexpected list %T", list)
 	}
 	return nil
+}
+
+// watchKind registers the controller of one kind: its objects, the other
+// claimants of their identifiers (a change to one, its deletion, may free an
+// identifier for another), and the Secrets they read, own or are served by.
+// metaCache is the metadata-only watch of unlabelled Secrets (see
+// newSecretMetadataWatch).
+func watchKind(mgr ctrl.Manager, metaCache cache.Cache, name, serverNamespace string, kind claimKind, r reconcile.Reconciler) error {
+	m := secretMapper{reader: mgr.GetCache(), serverNamespace: serverNamespace, kind: kind}
+	return ctrl.NewControllerManagedBy(mgr).
+		Named(name).
+		For(kind.newObject()).
+		Watches(kind.newObject(), handler.EnqueueRequestsFromMapFunc(kind.otherClaimants(mgr.GetCache()))).
+		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(m.Map)).
+		WatchesRawSource(metadataSource(metaCache, m)).
+		Complete(r)
 }
 
 // metadataSource feeds the metadata watch of unlabelled Secrets through m.
