@@ -5,12 +5,8 @@ import (
 	"net/netip"
 	"time"
 
-	"github.com/tokensmith/tokensmith/server/devicelogin"
-	"github.com/tokensmith/tokensmith/server/oauth2"
-	"github.com/tokensmith/tokensmith/server/resource"
-	"github.com/tokensmith/tokensmith/server/session"
+	"github.com/tokensmith/tokensmith/server/internal/httpx"
 	"github.com/tokensmith/tokensmith/server/throttle"
-	"github.com/tokensmith/tokensmith/server/v1token"
 )
 
 // RateLimits configure per-source-address and per-client throttling. A zero
@@ -61,57 +57,27 @@ func newLimits(o RateLimits, now func() time.Time, m *metrics) *limits {
 	}
 }
 
-// AllowClient implements httpx.ClientLimiter. Session client ids are numbers
-// of their own namespace, kept apart from the other dialects' client ids.
+// AllowClient implements httpx.ClientLimiter.
 func (l *limits) AllowClient(dialect, id string) (time.Duration, bool) {
-	key := throttle.ClientKey(id)
-	if dialect == session.Dialect {
-		key = "numeric:" + key
-	}
-	retry, ok := l.client.Allow(key, l.now())
+	retry, ok := l.client.Allow(throttle.ClientKey(id), l.now())
 	if !ok {
 		l.metrics.throttled.WithLabelValues(dialect, limiterClient).Inc()
 	}
 	return retry, ok
 }
 
-// tooManyRequests returns the 429 writer of the endpoint at path, of the
-// given dialect (dialectOf(path)), when the per-IP limit applies to it: the
-// endpoints that check passwords or client secrets. JWKS, metadata and
-// /auth/verify check neither and are left alone (an ingress controller calls
-// /auth/verify for every request it serves).
-func tooManyRequests(dialect, path string) func(http.ResponseWriter, time.Duration) {
-	switch dialect {
-	case session.Dialect:
-		return session.Shape.TooManyRequests
-	case v1token.Dialect:
-		return v1token.Shape.TooManyRequests
-	case devicelogin.Dialect:
-		return devicelogin.Shape.TooManyRequests
-	case oauth2.Dialect:
-		return oauth2.Shape.TooManyRequests
-	}
-	if path == resource.PathIntrospect || path == resource.PathRevoke {
-		return resource.TooManyRequests
-	}
-	return nil
-}
-
-// limitIP answers 429 and returns false when client, the source address of a
-// request for path of the given dialect, is over its limit.
-func (l *limits) limitIP(w http.ResponseWriter, path, dialect string, client netip.Addr) bool {
+// limitIP answers 429 in the area's shape and returns false when client, the
+// source address of a request to a route of a that declared the limit, is
+// over its limit.
+func (l *limits) limitIP(w http.ResponseWriter, a *httpx.Area, client netip.Addr) bool {
 	if l.ip == nil {
-		return true
-	}
-	write := tooManyRequests(dialect, path)
-	if write == nil {
 		return true
 	}
 	retry, ok := l.ip.Allow(throttle.IPKey(client), l.now())
 	if ok {
 		return true
 	}
-	l.metrics.throttled.WithLabelValues(dialect, limiterIP).Inc()
-	write(w, retry)
+	l.metrics.throttled.WithLabelValues(a.Name, limiterIP).Inc()
+	a.Shape.TooManyRequests(w, retry)
 	return false
 }

@@ -12,10 +12,11 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
-	"github.com/tokensmith/tokensmith/server/devicelogin"
 	"github.com/tokensmith/tokensmith/server/index"
+	"github.com/tokensmith/tokensmith/server/index/watch"
 	"github.com/tokensmith/tokensmith/server/lockout"
-	"github.com/tokensmith/tokensmith/server/resource"
+	"github.com/tokensmith/tokensmith/server/revocations"
+	"github.com/tokensmith/tokensmith/server/userstatus"
 )
 
 // RunOptions configure Run. Options.Index, Options.Revoker,
@@ -61,27 +62,27 @@ func Run(ctx context.Context, cfg *rest.Config, o RunOptions) error {
 	if o.Index == nil && o.Snapshot == nil {
 		o.Index = index.New(o.Logger.WithName("index"))
 		go func() {
-			if err := o.Index.Run(ctx, clientset, o.Namespace); err != nil && ctx.Err() == nil {
+			if err := watch.Run(ctx, o.Index, clientset, o.Namespace); err != nil && ctx.Err() == nil {
 				o.Logger.Error(err, "credential index stopped")
 			}
 		}()
 	}
 	if o.Revoker == nil {
-		o.Revoker = &resource.SecretRevoker{Client: clientset, Namespace: o.Namespace, Index: o.Index, Now: o.Now, Logger: o.Logger.WithName("revoker")}
+		o.Revoker = &revocations.SecretRevoker{Client: clientset, Namespace: o.Namespace, Index: o.Index, Now: o.Now, Logger: o.Logger.WithName("revoker")}
 	}
 	dyn, err := dynamic.NewForConfig(cfg)
 	if err != nil {
 		return fmt.Errorf("server: %w", err)
 	}
-	var recorder *devicelogin.StatusRecorder
+	var recorder *userstatus.Devices
 	if o.DeviceRecorder == nil {
-		recorder = &devicelogin.StatusRecorder{Client: dyn, Logger: o.Logger.WithName("devices")}
+		recorder = &userstatus.Devices{Client: dyn, Logger: o.Logger.WithName("devices")}
 		o.DeviceRecorder = recorder
 		go recorder.Run(ctx)
 	}
 	var locks *lockout.Lockout
 	if o.Login.Lockout == nil && o.Lockout.Enabled() {
-		locks = lockout.New(o.Lockout, lockout.StatusWriter{Client: dyn}, o.Logger.WithName("lockout"))
+		locks = lockout.New(o.Lockout, userstatus.Lockouts{Client: dyn}, o.Logger.WithName("lockout"))
 		o.Login.Lockout = locks
 		if o.Snapshot != nil {
 			locks.WatchIndex(o.Snapshot)

@@ -1,12 +1,14 @@
 package server
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/netip"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -33,7 +35,7 @@ type Options struct {
 	Snapshot func() *index.Snapshot
 	// Issuer is the "iss" of every token.
 	Issuer string
-	// DevMode lets device login answer debug=1 with the document's debug
+	// DevMode lets device login answer debug=1 with the API document's (../shared/api-docs/002_8eca1d7ed3a6f808.txt) debug
 	// object, which tells whether a username exists. Off by default.
 	DevMode bool
 	// DeviceLoginClient is the client id whose tokens device logins receive;
@@ -52,7 +54,7 @@ type Options struct {
 	// finding a request's client address (per-IP throttling).
 	TrustedProxies []netip.Prefix
 	// Revoker records /oauth/revoke revocations for every replica; nil makes
-	// /oauth/revoke answer 503 (Run sets a resource.SecretRevoker).
+	// /oauth/revoke answer 503 (Run sets a revocations.SecretRevoker).
 	Revoker resource.Revoker
 	// Login tunes password verification (concurrency, dummy hash parameters, lockout).
 	Login login.Options
@@ -118,7 +120,8 @@ func New(o Options) (*Server, error) {
 		deps.Clients = s.limits
 	}
 
-	r := mux.NewRouter()
+	m := mux.NewRouter()
+	r := httpx.NewRouter(m, s.enter)
 	session.New(deps.WithLogger("session"), o.SessionAlg).Mount(r)
 	v1 := v1token.New(deps.WithLogger("v1"))
 	v1.Mount(r)
@@ -130,9 +133,9 @@ func New(o Options) (*Server, error) {
 		Snapshot: o.Snapshot, Index: o.Index, Issuer: o.Issuer, Now: o.Now, Logger: o.Logger.WithName("resource"), Revoker: o.Revoker,
 	}).Mount(r)
 	v1.MountNotFound(r)
-	r.NotFoundHandler = http.HandlerFunc(notFound)
-	r.MethodNotAllowedHandler = http.HandlerFunc(methodNotAllowed)
-	s.handler = s.middleware(r)
+	m.NotFoundHandler = http.HandlerFunc(notFound)
+	m.MethodNotAllowedHandler = http.HandlerFunc(methodNotAllowed)
+	s.handler = s.middleware(m)
 	s.admin = s.adminHandler()
 	return s, nil
 }
@@ -184,9 +187,33 @@ func methodNotAllowed(w http.ResponseWriter, _ *http.Request) {
 	httpx.WriteJSON(w, http.StatusMethodNotAllowed, map[string]string{"error": "method_not_allowed", "message": "Method not allowed"})
 }
 
+// request is what the middleware learns about a request while serving it:
+// the route that matched names its area (httpx.Router calls enter).
+type request struct {
+	area   *httpx.Area
+	client netip.Addr
+}
+
+type requestKey struct{}
+
+// enter is every route's first step (httpx.EnterFunc): it records the
+// route's area for the metrics, the log and a panic's answer, and applies
+// the per-address limit to the routes that declared it.
+func (s *Server) enter(w http.ResponseWriter, r *http.Request, a *httpx.Area, limited bool) bool {
+	req, _ := r.Context().Value(requestKey{}).(*request)
+	if req == nil {
+		return true
+	}
+	req.area = a
+	return !limited || s.limits.limitIP(w, a, req.client)
+}
+
+// unknownArea is the area of requests no route claims.
+var unknownArea = &httpx.Area{Name: httpx.Other}
+
 // middleware: request id, access log (never the query string, which carries
-// device login passwords), latency metrics, and a last-resort panic guard
-// (each dialect's Endpoint already answers panics in its own shape).
+// device login passwords), latency metrics, and the one panic guard: a panic
+// is answered in the shape of the area whose route matched.
 func (s *Server) middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
@@ -199,26 +226,34 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 			w.Header().Set("Connection", "close")
 		}
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
-		d, client := dialectOf(r.URL.Path), ClientIP(r, s.o.TrustedProxies)
+		req := &request{area: unknownArea, client: ClientIP(r, s.o.TrustedProxies)}
 		defer func() {
 			if p := recover(); p != nil {
 				if err, ok := p.(error); ok && errors.Is(err, http.ErrAbortHandler) {
 					panic(p)
 				}
-				s.o.Logger.Error(nil, "panic serving request", "requestID", id, "path", r.URL.Path, "panic", p)
+				s.o.Logger.Error(nil, "panic serving request", "requestID", id, "path", r.URL.Path, "dialect", req.area.Name,
+					"panic", p, "stack", string(debug.Stack()))
 				if !rec.wrote {
-					httpx.WriteJSON(rec, http.StatusInternalServerError, map[string]string{"error": "server_error", "message": "Internal server error"})
+					serverError(rec, req.area)
 				}
 			}
-			s.metrics.latency.WithLabelValues(d, methodLabel(r.Method), statusLabel(rec.status)).Observe(time.Since(start).Seconds())
+			s.metrics.latency.WithLabelValues(req.area.Name, methodLabel(r.Method), statusLabel(rec.status)).Observe(time.Since(start).Seconds())
 			s.o.Logger.V(1).Info("request", "requestID", id, "method", r.Method, "path", r.URL.Path,
-				"dialect", d, "client", client.String(), "status", rec.status, "duration", time.Since(start).String())
+				"dialect", req.area.Name, "client", req.client.String(), "status", rec.status, "duration", time.Since(start).String())
 		}()
-		if !s.limits.limitIP(rec, r.URL.Path, d, client) {
-			return
-		}
-		next.ServeHTTP(rec, r)
+		next.ServeHTTP(rec, r.WithContext(context.WithValue(r.Context(), requestKey{}, req)))
 	})
+}
+
+// serverError answers a recovered panic in the area's shape; unknown paths
+// have none and get the generic one.
+func serverError(w http.ResponseWriter, a *httpx.Area) {
+	if a.Shape != nil {
+		a.Shape.ServerError(w)
+		return
+	}
+	httpx.WriteJSON(w, http.StatusInternalServerError, map[string]string{"error": "server_error", "message": "Internal server error"})
 }
 
 // methodLabel maps a request method onto a fixed set of metric label values.
@@ -240,22 +275,6 @@ func statusLabel(code int) string {
 		return "other"
 	}
 	return strconv.Itoa(code)
-}
-
-func dialectOf(path string) string {
-	switch {
-	case strings.HasPrefix(path, "/api/auth/session/"):
-		return session.Dialect
-	case path == v1token.Path:
-		return v1token.Dialect
-	case path == "/v1/oauth" || path == "/v1/oauth/":
-		return devicelogin.Dialect
-	case path == oauth2.Path:
-		return oauth2.Dialect
-	case strings.HasPrefix(path, "/oauth/") || strings.HasPrefix(path, "/.well-known/") || path == "/auth/verify":
-		return "resource"
-	}
-	return "other"
 }
 
 func validRequestID(id string) bool {

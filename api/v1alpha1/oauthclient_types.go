@@ -2,6 +2,8 @@ package v1alpha1
 
 import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/tokensmith/tokensmith/internal/credstore"
 )
 
 // GrantType is a way an OAuthClient may obtain tokens.
@@ -10,13 +12,13 @@ type GrantType string
 
 const (
 	// GrantClientCredentials allows POST /v1/auth/token and grant_type=client_credentials on /oauth/token.
-	GrantClientCredentials GrantType = "client_credentials"
+	GrantClientCredentials GrantType = credstore.GrantClientCredentials
 	// GrantPassword allows grant_type=password on /oauth/token.
-	GrantPassword GrantType = "password"
+	GrantPassword GrantType = credstore.GrantPassword
 	// GrantRefreshToken makes password logins return a refresh token and allows grant_type=refresh_token.
-	GrantRefreshToken GrantType = "refresh_token"
+	GrantRefreshToken GrantType = credstore.GrantRefreshToken
 	// GrantSession allows POST /api/auth/session/{numericID} with API_KEY and API_SECRET.
-	GrantSession GrantType = "session"
+	GrantSession GrantType = credstore.GrantSession
 )
 
 // TokenFormat is the shape of the access tokens a client receives.
@@ -25,9 +27,9 @@ type TokenFormat string
 
 const (
 	// TokenFormatJWT issues signed JWTs that resource servers can verify with the JWKS.
-	TokenFormatJWT TokenFormat = "jwt"
+	TokenFormatJWT TokenFormat = credstore.TokenFormatJWT
 	// TokenFormatOpaque issues encrypted opaque tokens ("sk-..."), checked through introspection.
-	TokenFormatOpaque TokenFormat = "opaque"
+	TokenFormatOpaque TokenFormat = credstore.TokenFormatOpaque
 )
 
 // AuthenticationMethod is a way an OAuthClient proves who it is to the token server.

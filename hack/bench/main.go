@@ -28,7 +28,7 @@ import (
 	"github.com/tokensmith/tokensmith/controllers"
 	"github.com/tokensmith/tokensmith/internal/testenv"
 	"github.com/tokensmith/tokensmith/server"
-	"github.com/tokensmith/tokensmith/server/devicelogin"
+	"github.com/tokensmith/tokensmith/server/index"
 )
 
 type report struct {
@@ -107,7 +107,7 @@ func runSplitRows(sp *splitter, rep *report, add func(Result), conc int, dur tim
 
 type noRecorder struct{}
 
-func (noRecorder) Record(devicelogin.UserRef, string, time.Time) {}
+func (noRecorder) Record(index.UserRef, string, time.Time) {}
 
 func logf(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "%s bench: %s\n", time.Now().Format("15:04:05.000"), fmt.Sprintf(format, args...))

@@ -33,6 +33,29 @@ const (
 	RevocationsSecretName = "tokensmith-revocations"
 )
 
+// Grant names: an OAuthClient's spec.grantTypes (api/v1alpha1.GrantType takes
+// its values from here) and a ClientVerifier's GrantTypes. Each is also the
+// "grant" label of the server's token metrics.
+const (
+	// GrantClientCredentials: POST /v1/auth/token and grant_type=client_credentials on /oauth/token.
+	GrantClientCredentials = "client_credentials"
+	// GrantPassword: grant_type=password on /oauth/token and device login (POST /v1/oauth/).
+	GrantPassword = "password"
+	// GrantRefreshToken: password logins also return a refresh token, and grant_type=refresh_token.
+	GrantRefreshToken = "refresh_token"
+	// GrantSession: POST /api/auth/session/{numericID} with API_KEY and API_SECRET.
+	GrantSession = "session"
+)
+
+// Token formats: an OAuthClient's spec.tokenFormat and a ClientVerifier's
+// TokenFormat (api/v1alpha1.TokenFormat takes its values from here).
+const (
+	// TokenFormatJWT: signed JWTs, verifiable with the JWKS.
+	TokenFormatJWT = "jwt"
+	// TokenFormatOpaque: encrypted opaque tokens, checked through introspection.
+	TokenFormatOpaque = "opaque"
+)
+
 // Keys of the consumer Secret an application mounts.
 const (
 	KeyClientID     = "CLIENT_ID"

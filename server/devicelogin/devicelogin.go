@@ -9,10 +9,10 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/gorilla/mux"
-
+	"github.com/tokensmith/tokensmith/internal/credstore"
 	"github.com/tokensmith/tokensmith/server/index"
 	"github.com/tokensmith/tokensmith/server/internal/httpx"
+	"github.com/tokensmith/tokensmith/server/internal/issue"
 	"github.com/tokensmith/tokensmith/server/login"
 	"github.com/tokensmith/tokensmith/server/tokens"
 )
@@ -21,23 +21,20 @@ const (
 	// Dialect names this dialect in metrics and logs.
 	Dialect = "device"
 	// Grant is the grant type DeviceLoginClient must have.
-	Grant = "password"
+	Grant = credstore.GrantPassword
 	// DefaultTTL is the documented 30 days.
 	DefaultTTL = 30 * 24 * time.Hour
 	// DefaultDevice is the device-info of a login that sends none.
 	DefaultDevice = "Unknown"
-	// MaxDeviceInfo is the document's limit on device-info, in characters.
+	// MaxDeviceInfo is the API document's (../shared/api-docs/002_8eca1d7ed3a6f808.txt) limit on device-info, in characters.
 	MaxDeviceInfo = 200
 )
-
-// UserRef names a User object.
-type UserRef struct{ Namespace, Name string }
 
 // DeviceRecorder learns devices that a user logged in from and that the
 // index does not know yet. Record must not block; implementations write
 // each device once, off the request path.
 type DeviceRecorder interface {
-	Record(user UserRef, device string, firstSeen time.Time)
+	Record(user index.UserRef, device string, firstSeen time.Time)
 }
 
 // Options configure the handler.
@@ -67,10 +64,11 @@ func New(deps httpx.Deps, o Options) *Handler {
 }
 
 // Mount registers /v1/oauth/ and /v1/oauth.
-func (h *Handler) Mount(r *mux.Router) {
-	e := httpx.Endpoint(Shape, h.deps.Logger, h, http.MethodPost)
-	r.Handle("/v1/oauth/", e)
-	r.Handle("/v1/oauth", e)
+func (h *Handler) Mount(r *httpx.Router) {
+	post := []string{http.MethodPost}
+	r.Mount(&Area,
+		httpx.Route{Path: "/v1/oauth/", Methods: post, Limited: true, Handler: h},
+		httpx.Route{Path: "/v1/oauth", Methods: post, Limited: true, Handler: h})
 }
 
 type data struct {
@@ -120,26 +118,15 @@ func (h *Handler) serve(r *http.Request, req *request) (*success, error) {
 	if err != nil {
 		return nil, err
 	}
-	claims := &tokens.Claims{
-		Kind:       tokens.Access,
-		Issuer:     h.deps.Issuer,
-		Subject:    u.Username,
-		ClientID:   c.ClientID,
-		Scope:      login.Intersect(c.Scopes, u.Scopes),
-		IssuedAt:   now,
-		ExpiresAt:  now.Add(h.o.TTL),
-		SessionID:  tokens.NewID(),
-		Device:     req.device,
-		Generation: u.CredentialGeneration,
-		Binding:    index.Binding(c, u),
-		Audience:   c.Audience(h.deps.Issuer),
-	}
-	tok, err := snap.Keyring().Mint(claims, tokens.FormatOpaque, tokens.PrefixAccess)
+	// Device tokens are opaque whatever the client's tokenFormat, as device
+	// login has always issued them.
+	tok, claims, err := issue.Mint(snap.Keyring(), h.deps.Issuer, now, issue.Token{Kind: tokens.Access, Client: c, User: u,
+		Scope: login.Intersect(c.Scopes, u.Scopes), TTL: h.o.TTL, Device: req.device}, issue.OpaqueAccess)
 	if err != nil {
 		return nil, err
 	}
 	if h.o.Recorder != nil && !slices.Contains(u.KnownDevices, req.device) {
-		h.o.Recorder.Record(UserRef{Namespace: u.Namespace, Name: u.Name}, req.device, now)
+		h.o.Recorder.Record(u.Ref(), req.device, now)
 	}
 	return &success{Success: true, Data: data{AccessToken: tok, Expiry: claims.ExpiresAt.Unix()}}, nil
 }

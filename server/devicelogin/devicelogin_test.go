@@ -26,7 +26,7 @@ type fakeRecorder struct {
 	devices []string
 }
 
-func (f *fakeRecorder) Record(u UserRef, device string, _ time.Time) {
+func (f *fakeRecorder) Record(u index.UserRef, device string, _ time.Time) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.devices = append(f.devices, u.Namespace+"/"+u.Name+":"+device)
@@ -55,7 +55,7 @@ func newFixture(t testing.TB, devMode bool, clientID string) *fixture {
 	rec := &fakeRecorder{}
 	r := mux.NewRouter()
 	New(httpx.Deps{Snapshot: func() *index.Snapshot { return snap }, Issuer: issuer, Now: func() time.Time { return st.Now }},
-		Options{ClientID: clientID, DevMode: devMode, Login: v, Recorder: rec}).Mount(r)
+		Options{ClientID: clientID, DevMode: devMode, Login: v, Recorder: rec}).Mount(httpx.NewRouter(r, nil))
 	return &fixture{h: r, snap: snap, rec: rec}
 }
 
@@ -209,7 +209,7 @@ func (busy) Login(context.Context, *index.Snapshot, login.Request) (*index.User,
 func TestDeviceLoginAnswersBusyWith503(t *testing.T) {
 	snap := st.Snapshot(t, []credstore.ClientVerifier{{ClientID: "mobile", GrantTypes: []string{"password"}}}, nil, st.Keys(t))
 	r := mux.NewRouter()
-	New(httpx.Deps{Snapshot: func() *index.Snapshot { return snap }, Issuer: issuer}, Options{ClientID: "mobile", Login: busy{}}).Mount(r)
+	New(httpx.Deps{Snapshot: func() *index.Snapshot { return snap }, Issuer: issuer}, Options{ClientID: "mobile", Login: busy{}}).Mount(httpx.NewRouter(r, nil))
 	resp := st.Do(r, "POST", "/v1/oauth/?username=a&password=b", "", "")
 	want := `{"success":false,"errors":{"code":"temporarily_unavailable","message":"Too many logins at once, retry shortly"}}`
 	if resp.Status != 503 || resp.Body != want || resp.Header.Get("Retry-After") != "1" {

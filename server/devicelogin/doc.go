@@ -8,8 +8,9 @@
 // end it. The tokens name one OAuthClient, the server's DeviceLoginClient,
 // which must exist and have the password grant; the user checks are the
 // password grant's (server/login). New devices are written to the User's
-// status.devices through a DeviceRecorder, once per device, off the request path.
+// status.devices through a DeviceRecorder (server/userstatus.Devices), once per
+// device, off the request path.
 //
-// debug=1 adds the document's "debug" object only when the server runs in
+// debug=1 adds the API document's (../shared/api-docs/002_8eca1d7ed3a6f808.txt) "debug" object only when the server runs in
 // development mode; otherwise the parameter changes nothing.
 package devicelogin

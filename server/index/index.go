@@ -10,11 +10,6 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/informers"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/cache"
 
 	"github.com/tokensmith/tokensmith/internal/credstore"
 	"github.com/tokensmith/tokensmith/internal/keyset"
@@ -111,28 +106,10 @@ func (ix *Index) Revoke(id string, expiresAt time.Time) {
 	ix.snap.Store(ix.snap.Load().withRevoked(id, expiresAt))
 }
 
-// Run watches the labelled Secrets of namespace until ctx ends. It returns
-// an error only when the informer cannot be started or never syncs.
-func (ix *Index) Run(ctx context.Context, cs kubernetes.Interface, namespace string) error {
-	factory := informers.NewSharedInformerFactoryWithOptions(cs, 0,
-		informers.WithNamespace(namespace),
-		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = credstore.LabelSecretType }),
-		informers.WithTransform(stripManagedFields),
-	)
-	inf := factory.Core().V1().Secrets().Informer()
-	reg, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(obj any) { ix.upsert(obj) },
-		UpdateFunc: func(_, obj any) { ix.upsert(obj) },
-		DeleteFunc: func(obj any) { ix.remove(obj) },
-	})
-	if err != nil {
-		return fmt.Errorf("index: %w", err)
-	}
-	factory.Start(ctx.Done())
-	defer factory.Shutdown()
-	if !cache.WaitForCacheSync(ctx.Done(), inf.HasSynced, reg.HasSynced) {
-		return fmt.Errorf("index: Secrets in %s never synced: %w", namespace, ctx.Err())
-	}
+// Serve publishes the snapshot of every Secret delivered so far, marks the
+// index synced, then rebuilds after each burst of changes until ctx ends. The
+// watcher (server/index/watch) calls it once its initial list is delivered.
+func (ix *Index) Serve(ctx context.Context, namespace string) {
 	// The initial list is one burst: one rebuild covers it.
 	select {
 	case <-ix.dirty:
@@ -144,8 +121,10 @@ func (ix *Index) Run(ctx context.Context, cs kubernetes.Interface, namespace str
 	ix.log.Info("credentials synced", "namespace", namespace, "clients", clients, "users", users,
 		"signingKeys", ix.Snapshot().Keyring().Complete())
 	ix.loop(ctx)
-	return nil
 }
+
+// Rebuilds counts the snapshot rebuilds so far (tests check that bursts coalesce).
+func (ix *Index) Rebuilds() int64 { return ix.rebuilds.Load() }
 
 // loop rebuilds after each burst of changes, at most once per CoalesceWindow.
 func (ix *Index) loop(ctx context.Context) {
@@ -284,18 +263,26 @@ func (e *entry) older(o *entry) bool {
 	return e.name < o.name
 }
 
-func (ix *Index) upsert(obj any) {
-	s, ok := obj.(*corev1.Secret)
-	if !ok {
-		return
-	}
+// Secret is what the index reads of one labelled credential Secret.
+type Secret struct {
+	Namespace, Name string
+	Created         time.Time
+	// Type is the credstore.LabelSecretType label.
+	Type string
+	// Data is the credstore.DataKey value; HasData is false when it is absent.
+	Data    []byte
+	HasData bool
+}
+
+// Upsert applies an added or changed Secret.
+func (ix *Index) Upsert(s Secret) {
 	e, err := parse(s)
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
 	if err != nil {
 		// Never log the data: only which Secret and what kind of fault.
 		ix.log.Error(nil, "skipping malformed credential Secret", "secret", s.Namespace+"/"+s.Name,
-			"type", s.Labels[credstore.LabelSecretType], "fault", describe(err))
+			"type", s.Type, "fault", describe(err))
 		old := ix.entries[s.Name]
 		if old != nil && (old.keyring != nil || old.revocations != nil) {
 			// Keep the last good signing keys and revocations: dropping them would
@@ -311,16 +298,10 @@ func (ix *Index) upsert(obj any) {
 	ix.set(s.Name, e)
 }
 
-func (ix *Index) remove(obj any) {
-	if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-		obj = d.Obj
-	}
-	s, ok := obj.(*corev1.Secret)
-	if !ok {
-		return
-	}
+// Delete applies the deletion of the Secret name.
+func (ix *Index) Delete(name string) {
 	ix.mu.Lock()
-	ix.set(s.Name, nil)
+	ix.set(name, nil)
 	ix.mu.Unlock()
 }
 
@@ -331,13 +312,13 @@ func (f fault) Error() string { return string(f) }
 
 // parse decodes a Secret into its entry. It returns nil, nil for a Secret the
 // index deliberately ignores (a signing-keys Secret of another name).
-func parse(s *corev1.Secret) (*entry, error) {
-	e := &entry{created: s.CreationTimestamp.Time, name: s.Name}
-	data, ok := s.Data[credstore.DataKey]
-	if !ok {
+func parse(s Secret) (*entry, error) {
+	e := &entry{created: s.Created, name: s.Name}
+	data := s.Data
+	if !s.HasData {
 		return nil, fault("no " + credstore.DataKey + " key")
 	}
-	switch s.Labels[credstore.LabelSecretType] {
+	switch s.Type {
 	case credstore.TypeClientVerifier:
 		var v credstore.ClientVerifier
 		if err := credstore.Decode(data, &v); err != nil {
@@ -401,48 +382,4 @@ func describe(err error) string {
 		return "wrong JSON type for field " + te.Field
 	}
 	return fmt.Sprintf("invalid document (%T)", err)
-}
-
-// stripManagedFields replaces each Secret, before the informer caches it, by
-// a copy holding only what parse and the informer read: name, namespace, uid,
-// resourceVersion, timestamps, the type label and the one data key. With
-// 20,000 verifiers the informer's copies were half the server's heap; the
-// rest of the metadata (the owner annotation, the managed-by label, managed
-// fields, kubectl's last-applied copy of the data) is never read here.
-func stripManagedFields(obj any) (any, error) {
-	s, ok := obj.(*corev1.Secret)
-	if !ok {
-		if a, ok := obj.(metav1.ObjectMetaAccessor); ok {
-			a.GetObjectMeta().SetManagedFields(nil)
-		}
-		return obj, nil
-	}
-	out := &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{
-			Name: s.Name, Namespace: s.Namespace, UID: s.UID, ResourceVersion: s.ResourceVersion,
-			CreationTimestamp: s.CreationTimestamp, DeletionTimestamp: s.DeletionTimestamp,
-			Labels: typeLabels(s.Labels[credstore.LabelSecretType]),
-		},
-	}
-	if v, ok := s.Data[credstore.DataKey]; ok {
-		out.Data = map[string][]byte{credstore.DataKey: v}
-	}
-	return out, nil
-}
-
-// sharedTypeLabels are the label maps of the known Secret types, shared by
-// every cached Secret of that type: cached objects are never modified.
-var sharedTypeLabels = func() map[string]map[string]string {
-	m := map[string]map[string]string{}
-	for _, t := range []string{credstore.TypeClientVerifier, credstore.TypeUserVerifier, credstore.TypeSigningKeys, credstore.TypeRevocations} {
-		m[t] = map[string]string{credstore.LabelSecretType: t}
-	}
-	return m
-}()
-
-func typeLabels(t string) map[string]string {
-	if m, ok := sharedTypeLabels[t]; ok {
-		return m
-	}
-	return map[string]string{credstore.LabelSecretType: t}
 }

@@ -39,6 +39,13 @@ type User struct {
 	Hash *password.Hashed
 }
 
+// UserRef names a User object: the key of every write the server makes to
+// User status (server/userstatus).
+type UserRef struct{ Namespace, Name string }
+
+// Ref names the User object u was read from.
+func (u *User) Ref() UserRef { return UserRef{Namespace: u.Namespace, Name: u.Name} }
+
 // Snapshot is an immutable view of every credential at one moment. Handlers
 // take one per request and never see a half-applied change.
 type Snapshot struct {

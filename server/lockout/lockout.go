@@ -66,12 +66,9 @@ func (p Policy) length(n int) time.Duration {
 	return min(d, p.Max)
 }
 
-// UserRef names a User object.
-type UserRef struct{ Namespace, Name string }
-
 // Writer records a lock in the User's status; it runs off the request path.
 type Writer interface {
-	WriteLock(ctx context.Context, user UserRef, until time.Time) error
+	WriteLock(ctx context.Context, user index.UserRef, until time.Time) error
 }
 
 // Lockout implements login.Lockout. Use New; it is safe for concurrent use.
@@ -82,9 +79,9 @@ type Lockout struct {
 	locks  prometheus.Counter
 	mu     sync.Mutex
 	users  map[string]*entry
-	queue  map[UserRef]time.Time
+	queue  map[index.UserRef]time.Time
 	wake   chan struct{}
-	onLock func(UserRef, time.Time) // tests
+	onLock func(index.UserRef, time.Time) // tests
 	// snapshot, when set, is watched for this replica's own locks appearing
 	// in the index, so that their later removal unlocks even without a login
 	// in between.
@@ -116,7 +113,7 @@ func New(p Policy, w Writer, log logr.Logger) *Lockout {
 			Help: "Users this replica locked after too many failed password checks.",
 		}),
 		users:  map[string]*entry{},
-		queue:  map[UserRef]time.Time{},
+		queue:  map[index.UserRef]time.Time{},
 		unseen: map[string]bool{},
 		wake:   make(chan struct{}, 1),
 	}
@@ -248,7 +245,7 @@ func (l *Lockout) Record(u *index.User, ok bool, now time.Time) {
 		l.unseen[k] = true
 	}
 	l.locks.Inc()
-	ref := UserRef{Namespace: u.Namespace, Name: u.Name}
+	ref := u.Ref()
 	if l.onLock != nil {
 		l.onLock(ref, e.until)
 	}
@@ -348,7 +345,7 @@ func (l *Lockout) Observe(now time.Time) {
 func (l *Lockout) Flush(ctx context.Context) int {
 	l.mu.Lock()
 	batch := l.queue
-	l.queue = map[UserRef]time.Time{}
+	l.queue = map[index.UserRef]time.Time{}
 	l.mu.Unlock()
 	failed := 0
 	for ref, until := range batch {

@@ -36,7 +36,7 @@ type fakeWriter struct {
 	err    error
 }
 
-func (w *fakeWriter) WriteLock(_ context.Context, _ UserRef, until time.Time) error {
+func (w *fakeWriter) WriteLock(_ context.Context, _ index.UserRef, until time.Time) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.writes = append(w.writes, until)

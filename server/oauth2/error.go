@@ -114,5 +114,5 @@ func (shape) TooManyRequests(w http.ResponseWriter, retry time.Duration) {
 	write(w, errTooMany)
 }
 
-// Shape writes this dialect's 405, 429 and 500 for the server's middleware.
-var Shape httpx.Shape = shape{}
+// Area is this dialect's metrics label and error shape, declared at Mount.
+var Area = httpx.Area{Name: Dialect, Shape: shape{}}

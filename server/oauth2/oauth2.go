@@ -7,11 +7,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/gorilla/mux"
-
+	"github.com/tokensmith/tokensmith/internal/credstore"
 	"github.com/tokensmith/tokensmith/server/clientauth"
 	"github.com/tokensmith/tokensmith/server/index"
 	"github.com/tokensmith/tokensmith/server/internal/httpx"
+	"github.com/tokensmith/tokensmith/server/internal/issue"
 	"github.com/tokensmith/tokensmith/server/login"
 	"github.com/tokensmith/tokensmith/server/tokens"
 )
@@ -22,18 +22,11 @@ const (
 	// Dialect names this dialect in metrics and logs.
 	Dialect = "oauth2"
 	// DefaultTTL is the default lifetime of password-grant access tokens and of
-	// refresh tokens: 366 days, as the document's example.
+	// refresh tokens: 366 days, as the API document's (../shared/api-docs/003_b9bba3917c3367e0.txt) example.
 	DefaultTTL = 366 * 24 * time.Hour
 	// DefaultClientCredentialsTTL is the client_credentials default, the same
 	// hour as /v1/auth/token and the session dialect.
 	DefaultClientCredentialsTTL = tokens.DefaultClientTTL
-)
-
-// Grant types.
-const (
-	GrantPassword          = "password"
-	GrantRefreshToken      = "refresh_token"
-	GrantClientCredentials = "client_credentials"
 )
 
 // Handler serves the token endpoint.
@@ -48,11 +41,11 @@ func New(deps httpx.Deps, v login.Authenticator) *Handler {
 }
 
 // Mount registers /oauth/token.
-func (h *Handler) Mount(r *mux.Router) {
-	r.Handle(Path, httpx.Endpoint(Shape, h.deps.Logger, h, http.MethodPost))
+func (h *Handler) Mount(r *httpx.Router) {
+	r.Mount(&Area, httpx.Route{Path: Path, Methods: []string{http.MethodPost}, Limited: true, Handler: h})
 }
 
-// response is the success body, in the document's key order.
+// response is the success body, in the API document's (../shared/api-docs/003_b9bba3917c3367e0.txt) key order.
 type response struct {
 	TokenType    string `json:"token_type"`
 	ExpiresIn    int64  `json:"expires_in"`
@@ -92,7 +85,7 @@ func (h *Handler) serve(x *exchange) (grant string, _ *response, _ error) {
 		return "", nil, err
 	}
 	switch grant {
-	case GrantPassword, GrantRefreshToken, GrantClientCredentials:
+	case credstore.GrantPassword, credstore.GrantRefreshToken, credstore.GrantClientCredentials:
 	default:
 		return "unsupported", nil, errUnsupportedGrant
 	}
@@ -131,11 +124,11 @@ func (h *Handler) serve(x *exchange) (grant string, _ *response, _ error) {
 	}
 	var resp *response
 	switch grant {
-	case GrantPassword:
+	case credstore.GrantPassword:
 		resp, err = h.password(x)
-	case GrantRefreshToken:
+	case credstore.GrantRefreshToken:
 		resp, err = h.refresh(x)
-	case GrantClientCredentials:
+	case credstore.GrantClientCredentials:
 		resp, err = h.clientCredentials(x)
 	}
 	return grant, resp, err
@@ -176,16 +169,7 @@ func (h *Handler) password(x *exchange) (*response, error) {
 	if bad != "" {
 		return nil, errInvalidScope
 	}
-	session := &tokens.Claims{
-		Subject:    u.Username,
-		ClientID:   x.client.ClientID,
-		Scope:      granted,
-		SessionID:  tokens.NewID(),
-		Generation: u.CredentialGeneration,
-		Binding:    index.Binding(x.client, u),
-		Audience:   x.client.Audience(h.deps.Issuer),
-	}
-	return h.issue(x, session, granted)
+	return h.issue(x, issue.Token{User: u, Scope: granted, SessionID: tokens.NewID()}, granted)
 }
 
 // refresh is grant_type=refresh_token (RFC 6749 6).
@@ -217,19 +201,10 @@ func (h *Handler) refresh(x *exchange) (*response, error) {
 	if bad != "" {
 		return nil, errInvalidScope
 	}
-	session := &tokens.Claims{
-		Subject:    old.Subject,
-		ClientID:   old.ClientID,
-		Scope:      old.Scope,
-		SessionID:  old.SessionID,
-		Device:     old.Device,
-		Generation: old.Generation,
-		// Active found old bound to these objects (or minted before
-		// bindings): the new tokens carry the current binding.
-		Binding:  index.Binding(x.client, u),
-		Audience: x.client.Audience(h.deps.Issuer),
-	}
-	return h.issue(x, session, granted)
+	// u is old's subject, of old's credential generation, and x.client is
+	// old's client; Active found old bound to these objects (or minted
+	// before bindings): the new tokens carry the current binding.
+	return h.issue(x, issue.Token{User: u, Scope: old.Scope, SessionID: old.SessionID, Device: old.Device}, granted)
 }
 
 // clientCredentials is grant_type=client_credentials (RFC 6749 4.4).
@@ -242,11 +217,8 @@ func (h *Handler) clientCredentials(x *exchange) (*response, error) {
 	if bad != "" {
 		return nil, errInvalidScope
 	}
-	c := x.client
-	access := &tokens.Claims{Kind: tokens.Access, Issuer: h.deps.Issuer, Subject: c.ClientID, ClientID: c.ClientID, Scope: granted,
-		Binding: index.Binding(c, nil), Audience: c.Audience(h.deps.Issuer)}
-	ttl := httpx.TTL(time.Duration(c.AccessTokenTTL), DefaultClientCredentialsTTL)
-	tok, err := h.mintAccess(x, access, ttl)
+	ttl := httpx.TTL(time.Duration(x.client.AccessTokenTTL), DefaultClientCredentialsTTL)
+	tok, err := h.mint(x, issue.Token{Kind: tokens.Access, Scope: granted, TTL: ttl}, issue.ClientFormat(x.client, tokens.PrefixAccess))
 	if err != nil {
 		return nil, err
 	}
@@ -254,34 +226,33 @@ func (h *Handler) clientCredentials(x *exchange) (*response, error) {
 }
 
 // issue mints an access token with granted scopes and, for clients with the
-// refresh_token grant, a refresh token carrying session's scopes.
-func (h *Handler) issue(x *exchange, session *tokens.Claims, granted []string) (*response, error) {
+// refresh_token grant, a refresh token of the same session carrying
+// session's scopes.
+func (h *Handler) issue(x *exchange, session issue.Token, granted []string) (*response, error) {
 	c := x.client
-	access := *session
-	access.Kind, access.Issuer, access.Scope = tokens.Access, h.deps.Issuer, granted
-	ttl := httpx.TTL(time.Duration(c.AccessTokenTTL), DefaultTTL)
-	tok, err := h.mintAccess(x, &access, ttl)
+	access := session
+	access.Kind, access.Scope = tokens.Access, granted
+	access.TTL = httpx.TTL(time.Duration(c.AccessTokenTTL), DefaultTTL)
+	tok, err := h.mint(x, access, issue.ClientFormat(c, tokens.PrefixAccess))
 	if err != nil {
 		return nil, err
 	}
-	resp := &response{TokenType: "Bearer", ExpiresIn: int64(ttl / time.Second), AccessToken: tok}
-	if c.HasGrant(GrantRefreshToken) {
-		rt := *session
-		rt.Kind, rt.Issuer, rt.ID = tokens.Refresh, h.deps.Issuer, ""
-		rt.IssuedAt, rt.ExpiresAt = x.now, x.now.Add(httpx.TTL(time.Duration(c.RefreshTokenTTL), DefaultTTL))
-		if resp.RefreshToken, err = x.snap.Keyring().Mint(&rt, tokens.FormatOpaque, tokens.PrefixRefresh); err != nil {
+	resp := &response{TokenType: "Bearer", ExpiresIn: int64(access.TTL / time.Second), AccessToken: tok}
+	if c.HasGrant(credstore.GrantRefreshToken) {
+		rt := session
+		rt.Kind, rt.TTL = tokens.Refresh, httpx.TTL(time.Duration(c.RefreshTokenTTL), DefaultTTL)
+		if resp.RefreshToken, err = h.mint(x, rt, issue.Refresh); err != nil {
 			return nil, err
 		}
 	}
 	return resp, nil
 }
 
-func (h *Handler) mintAccess(x *exchange, c *tokens.Claims, ttl time.Duration) (string, error) {
-	c.IssuedAt, c.ExpiresAt, c.ID = x.now, x.now.Add(ttl), ""
-	if x.client.TokenFormat == "opaque" {
-		return x.snap.Keyring().Mint(c, tokens.FormatOpaque, tokens.PrefixAccess)
-	}
-	return x.snap.Keyring().Mint(c, tokens.FormatES256, "")
+// mint issues t to the exchange's client.
+func (h *Handler) mint(x *exchange, t issue.Token, f issue.Format) (string, error) {
+	t.Client = x.client
+	tok, _, err := issue.Mint(x.snap.Keyring(), h.deps.Issuer, x.now, t, f)
+	return tok, err
 }
 
 func contains(list []string, s string) bool {

@@ -54,7 +54,7 @@ func newFixture(t testing.TB) *fixture {
 		t.Fatal(err)
 	}
 	r := mux.NewRouter()
-	New(httpx.Deps{Snapshot: func() *index.Snapshot { return snap }, Issuer: issuer, Now: func() time.Time { return st.Now }}, v).Mount(r)
+	New(httpx.Deps{Snapshot: func() *index.Snapshot { return snap }, Issuer: issuer, Now: func() time.Time { return st.Now }}, v).Mount(httpx.NewRouter(r, nil))
 	return &fixture{h: r, snap: snap}
 }
 
@@ -260,7 +260,7 @@ func TestRefreshGrant(t *testing.T) {
 		}, []credstore.UserVerifier{{Username: "alice", PasswordHash: st.Hash(t, "new"), Scopes: []string{"read"}, CredentialGeneration: 3}}, f.snap.Keyring().Set())
 		v, _ := login.New(login.Options{DummyParams: &st.Cheap})
 		r := mux.NewRouter()
-		New(httpx.Deps{Snapshot: func() *index.Snapshot { return snap }, Issuer: issuer, Now: func() time.Time { return st.Now }}, v).Mount(r)
+		New(httpx.Deps{Snapshot: func() *index.Snapshot { return snap }, Issuer: issuer, Now: func() time.Time { return st.Now }}, v).Mount(httpx.NewRouter(r, nil))
 		g.h = r
 		resp := st.Do(g.h, "POST", Path, formCT, mobile("grant_type", "refresh_token", "refresh_token", first.rt))
 		if want := errBody("invalid_grant", descInvalidRefresh, "Token has been revoked"); resp.Status != 400 || resp.Body != want {
@@ -327,7 +327,7 @@ func (busy) Login(context.Context, *index.Snapshot, login.Request) (*index.User,
 func TestPasswordGrantAnswersBusyWith503(t *testing.T) {
 	f := newFixture(t)
 	r := mux.NewRouter()
-	New(httpx.Deps{Snapshot: func() *index.Snapshot { return f.snap }, Issuer: issuer, Now: func() time.Time { return st.Now }}, busy{}).Mount(r)
+	New(httpx.Deps{Snapshot: func() *index.Snapshot { return f.snap }, Issuer: issuer, Now: func() time.Time { return st.Now }}, busy{}).Mount(httpx.NewRouter(r, nil))
 	resp := st.Do(r, "POST", Path, formCT, form("grant_type", "password", "client_id", "mobile", "client_secret", "mobile-secret", "username", "alice", "password", "s3cret"))
 	if want := errBody("temporarily_unavailable", descUnavailable, ""); resp.Status != 503 || resp.Body != want || resp.Header.Get("Retry-After") != "1" {
 		t.Fatalf("got %d %s", resp.Status, resp.Body)

@@ -6,6 +6,8 @@ import (
 	"sort"
 
 	"github.com/go-jose/go-jose/v4"
+
+	"github.com/tokensmith/tokensmith/internal/credstore"
 )
 
 // jwks publishes the ES256 public keys: the current one and every retired one
@@ -56,7 +58,7 @@ func (h *Handlers) metadata(w http.ResponseWriter, r *http.Request) {
 		RevocationEndpoint:    h.endpoint(PathRevoke),
 		// There is no authorization endpoint, hence no response type: the list is empty, not absent.
 		ResponseTypesSupported:                    []string{},
-		GrantTypesSupported:                       []string{"client_credentials", "password", "refresh_token"},
+		GrantTypesSupported:                       []string{credstore.GrantClientCredentials, credstore.GrantPassword, credstore.GrantRefreshToken},
 		TokenEndpointAuthMethodsSupported:         authMethods,
 		IntrospectionEndpointAuthMethodsSupported: authMethods,
 		RevocationEndpointAuthMethodsSupported:    authMethods,

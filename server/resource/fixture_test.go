@@ -18,6 +18,7 @@ import (
 	"github.com/tokensmith/tokensmith/internal/credstore"
 	"github.com/tokensmith/tokensmith/internal/keyset"
 	"github.com/tokensmith/tokensmith/server/index"
+	"github.com/tokensmith/tokensmith/server/internal/httpx"
 	"github.com/tokensmith/tokensmith/server/tokens"
 )
 
@@ -74,7 +75,7 @@ func newFixture(t testing.TB) *fixture {
 	f.rebuild()
 	f.kr = f.snap.Keyring()
 	r := mux.NewRouter()
-	New(Options{Snapshot: f.snapshot, Issuer: issuer, Now: func() time.Time { return now }, Revoker: f}).Mount(r)
+	New(Options{Snapshot: f.snapshot, Issuer: issuer, Now: func() time.Time { return now }, Revoker: f}).Mount(httpx.NewRouter(r, nil))
 	f.handler = r
 	return f
 }

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
-	"github.com/gorilla/mux"
 
 	"github.com/tokensmith/tokensmith/server/index"
 	"github.com/tokensmith/tokensmith/server/internal/httpx"
@@ -43,6 +42,21 @@ type Options struct {
 	SessionRevocationTTL time.Duration
 }
 
+// Quotas of live (unexpired) revocation entries. One OAuthClient, or all
+// the OAuthClients of one namespace together, can hold at most this many
+// entries at a time, so that no tenant can fill the Secret for the others
+// (issue 15, finding 5): it takes MaxRevocationsBytes /
+// (MaxRevocationsPerNamespace x ~106 bytes), about 8, namespaces at their
+// quota to fill it.
+const (
+	MaxRevocationsPerClient    = 500
+	MaxRevocationsPerNamespace = 1000
+)
+
+// ErrRevocationQuota means the revoking client, or its namespace, already
+// holds its quota of live revocation entries.
+var ErrRevocationQuota = errors.New("resource: the client's quota of live revocations is used up")
+
 // MaxTokenLifetime is the longest lifetime the OAuthClient API admits (8784h).
 const MaxTokenLifetime = 8784 * time.Hour
 
@@ -68,17 +82,22 @@ func New(o Options) *Handlers {
 	return &Handlers{o: o}
 }
 
-// Mount adds the endpoints to r.
-func (h *Handlers) Mount(r *mux.Router) {
-	r.Handle(PathJWKS, h.guard(http.HandlerFunc(h.jwks), http.MethodGet, http.MethodHead))
-	r.Handle(PathMetadata, h.guard(http.HandlerFunc(h.metadata), http.MethodGet, http.MethodHead))
-	r.Handle(PathIntrospect, h.guard(http.HandlerFunc(h.introspect), http.MethodPost))
-	r.Handle(PathRevoke, h.guard(http.HandlerFunc(h.revoke), http.MethodPost))
+// Mount adds the endpoints to r. The per-address limit covers the endpoints
+// that check client secrets; JWKS, metadata and /auth/verify check none and
+// are left alone (an ingress controller calls /auth/verify for every request
+// it serves).
+func (h *Handlers) Mount(r *httpx.Router) {
+	get, post := []string{http.MethodGet, http.MethodHead}, []string{http.MethodPost}
 	// Forward-auth callers send the original method (Envoy ext_authz, Traefik),
 	// and Envoy appends the original path to the configured prefix.
-	verify := h.guard(http.HandlerFunc(h.verify))
-	r.Handle(PathVerify, verify)
-	r.PathPrefix(PathVerify + "/").Handler(verify)
+	verify := http.HandlerFunc(h.verify)
+	r.Mount(&Area,
+		httpx.Route{Path: PathJWKS, Methods: get, Handler: http.HandlerFunc(h.jwks)},
+		httpx.Route{Path: PathMetadata, Methods: get, Handler: http.HandlerFunc(h.metadata)},
+		httpx.Route{Path: PathIntrospect, Methods: post, Limited: true, Handler: http.HandlerFunc(h.introspect)},
+		httpx.Route{Path: PathRevoke, Methods: post, Limited: true, Handler: http.HandlerFunc(h.revoke)},
+		httpx.Route{Path: PathVerify, Handler: verify},
+		httpx.Route{Path: PathVerify + "/", Prefix: true, Handler: verify})
 }
 
 // snapshot returns the current snapshot, or nil when none is usable yet.
@@ -139,43 +158,17 @@ func writeError(w http.ResponseWriter, e *Error) {
 	httpx.WriteJSON(w, e.Status, errorBody{Error: e.Code, Description: e.Description})
 }
 
-// TooManyRequests answers 429 in this package's shape with Retry-After.
-func TooManyRequests(w http.ResponseWriter, retryAfter time.Duration) {
+type shape struct{}
+
+func (shape) ServerError(w http.ResponseWriter)      { writeError(w, errServer) }
+func (shape) MethodNotAllowed(w http.ResponseWriter) { writeError(w, errMethod) }
+func (shape) TooManyRequests(w http.ResponseWriter, retryAfter time.Duration) {
 	httpx.SetRetryAfter(w, retryAfter)
 	writeError(w, errTooMany)
 }
 
-// guard answers wrong methods with 405, caps bodies and turns a panic into a
-// logged server_error. No methods means any method.
-func (h *Handlers) guard(next http.Handler, methods ...string) http.Handler {
-	allow := strings.Join(methods, ", ")
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		defer func() {
-			if p := recover(); p != nil {
-				if err, ok := p.(error); ok && errors.Is(err, http.ErrAbortHandler) {
-					panic(p)
-				}
-				h.o.Logger.Error(nil, "panic serving request", "path", r.URL.Path, "panic", p)
-				writeError(w, errServer)
-			}
-		}()
-		if len(methods) > 0 {
-			ok := false
-			for _, m := range methods {
-				ok = ok || r.Method == m
-			}
-			if !ok {
-				w.Header().Set("Allow", allow)
-				writeError(w, errMethod)
-				return
-			}
-		}
-		if r.Body != nil {
-			r.Body = http.MaxBytesReader(w, r.Body, httpx.MaxBody)
-		}
-		next.ServeHTTP(w, r)
-	})
-}
+// Area is the resource endpoints' metrics label and error shape, declared at Mount.
+var Area = httpx.Area{Name: "resource", Shape: shape{}}
 
 // readForm parses the capped form body, mapping failures to errors.
 func readForm(r *http.Request) (map[string][]string, *Error) {

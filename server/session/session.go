@@ -15,6 +15,7 @@ import (
 	"github.com/tokensmith/tokensmith/internal/credstore"
 	"github.com/tokensmith/tokensmith/server/index"
 	"github.com/tokensmith/tokensmith/server/internal/httpx"
+	"github.com/tokensmith/tokensmith/server/internal/issue"
 	"github.com/tokensmith/tokensmith/server/tokens"
 )
 
@@ -22,7 +23,7 @@ import (
 const Path = "/api/auth/session/{client_id}"
 
 // Grant is the OAuthClient grant type this dialect requires.
-const Grant = "session"
+const Grant = credstore.GrantSession
 
 // DefaultTTL is a session token's lifetime when the client sets no accessTokenTTL.
 const DefaultTTL = tokens.DefaultClientTTL
@@ -31,7 +32,7 @@ const DefaultTTL = tokens.DefaultClientTTL
 type Alg string
 
 const (
-	// HS512 signs session tokens with the shared HS512 key, as the document's example shows.
+	// HS512 signs session tokens with the shared HS512 key, as the API document's (../shared/api-docs/000_ab4044b4c18c3cb4.txt) example shows.
 	HS512 Alg = "HS512"
 	// ES256 signs session tokens with the ES256 key published in the JWKS.
 	ES256 Alg = "ES256"
@@ -61,8 +62,8 @@ func New(deps httpx.Deps, alg Alg) *Handler {
 }
 
 // Mount registers the route on r.
-func (h *Handler) Mount(r *mux.Router) {
-	r.Handle(Path, httpx.Endpoint(Shape, h.deps.Logger, h, http.MethodPost))
+func (h *Handler) Mount(r *httpx.Router) {
+	r.Mount(&Area, httpx.Route{Path: Path, Methods: []string{http.MethodPost}, Limited: true, Handler: h})
 }
 
 type request struct {
@@ -92,7 +93,8 @@ func (h *Handler) serve(r *http.Request) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if err := h.deps.CheckClient(Dialect, strconv.FormatInt(id, 10)); err != nil {
+	// Numeric ids are a key space of their own, apart from the other dialects' client ids.
+	if err := h.deps.CheckClient(Dialect, "numeric:"+strconv.FormatInt(id, 10)); err != nil {
 		return "", err
 	}
 	key, secret, err := parseBody(r)
@@ -111,22 +113,15 @@ func (h *Handler) serve(r *http.Request) (string, error) {
 	if !c.HasGrant(Grant) {
 		return "", errUnauthorizedClient
 	}
-	claims := &tokens.Claims{
-		Kind:      tokens.Session,
-		Issuer:    h.deps.Issuer,
-		Subject:   c.ClientID,
-		ClientID:  c.ClientID,
-		Scope:     c.Scopes,
-		IssuedAt:  now,
-		ExpiresAt: now.Add(httpx.TTL(time.Duration(c.AccessTokenTTL), DefaultTTL)),
-		Binding:   index.Binding(c, nil),
-		Audience:  c.Audience(h.deps.Issuer),
-	}
-	format := tokens.FormatHS512
+	// The server's --session-alg, not the client's tokenFormat: session
+	// tokens are always JWTs.
+	format := issue.HS512
 	if h.alg == ES256 {
-		format = tokens.FormatES256
+		format = issue.ES256
 	}
-	return snap.Keyring().Mint(claims, format, "")
+	tok, _, err := issue.Mint(snap.Keyring(), h.deps.Issuer, now, issue.Token{Kind: tokens.Session, Client: c, Scope: c.Scopes,
+		TTL: httpx.TTL(time.Duration(c.AccessTokenTTL), DefaultTTL)}, format)
+	return tok, err
 }
 
 // ParseClientID accepts a decimal integer of at most 19 digits (no sign, no spaces).

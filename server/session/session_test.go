@@ -34,7 +34,7 @@ func fixture(t testing.TB, alg Alg) (http.Handler, *index.Snapshot) {
 		}},
 	}, nil, st.Keys(t))
 	r := mux.NewRouter()
-	New(httpx.Deps{Snapshot: func() *index.Snapshot { return snap }, Issuer: issuer, Now: func() time.Time { return st.Now }}, alg).Mount(r)
+	New(httpx.Deps{Snapshot: func() *index.Snapshot { return snap }, Issuer: issuer, Now: func() time.Time { return st.Now }}, alg).Mount(httpx.NewRouter(r, nil))
 	return r, snap
 }
 

@@ -23,7 +23,7 @@ const (
 // DefaultClientTTL is the lifetime of a client's own tokens (client_credentials
 // on /oauth/token and /v1/auth/token, session dialect tokens) when the client
 // sets no accessTokenTTL: one hour, as the OAuthClient API documents. Password
-// logins keep the document's 366 days (oauth2.DefaultTTL).
+// logins keep the API document's (../shared/api-docs/003_b9bba3917c3367e0.txt) 366 days (oauth2.DefaultTTL).
 const DefaultClientTTL = time.Hour
 
 // Leeway is the clock skew tolerated between replicas when checking times.

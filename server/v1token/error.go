@@ -10,7 +10,7 @@ import (
 
 // Error is a failure of this dialect. Coded errors (400, 401, 500, as the
 // document shows them) are written {"error":{"code","code_reason","message"}};
-// the others (403, 404, 405, 413, 429) {"error":"<message>"} as the document's 403 and 404.
+// the others (403, 404, 405, 413, 429) {"error":"<message>"} as the API document's (../shared/api-docs/001_c3b6b9736f1d4340.txt) 403 and 404.
 type Error struct {
 	Status     int
 	Code       string // "" for the plain shape
@@ -73,8 +73,8 @@ func (shape) TooManyRequests(w http.ResponseWriter, retry time.Duration) {
 	write(w, errTooMany)
 }
 
-// Shape writes this dialect's 405, 429 and 500 for the server's middleware.
-var Shape httpx.Shape = shape{}
+// Area is this dialect's metrics label and error shape, declared at Mount.
+var Area = httpx.Area{Name: Dialect, Shape: shape{}}
 
 // NotFound writes this dialect's 404 (for the router's not-found handler).
 func NotFound(w http.ResponseWriter) { write(w, errNotFound) }

@@ -5,11 +5,10 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/gorilla/mux"
-
+	"github.com/tokensmith/tokensmith/internal/credstore"
 	"github.com/tokensmith/tokensmith/server/clientauth"
-	"github.com/tokensmith/tokensmith/server/index"
 	"github.com/tokensmith/tokensmith/server/internal/httpx"
+	"github.com/tokensmith/tokensmith/server/internal/issue"
 	"github.com/tokensmith/tokensmith/server/tokens"
 )
 
@@ -19,7 +18,7 @@ const (
 	// Dialect names this dialect in metrics and logs.
 	Dialect = "v1"
 	// Grant is the OAuthClient grant type this dialect requires.
-	Grant = "client_credentials"
+	Grant = credstore.GrantClientCredentials
 	// DefaultTTL is expires_in when the client sets no accessTokenTTL.
 	DefaultTTL = tokens.DefaultClientTTL
 )
@@ -34,13 +33,18 @@ func New(deps httpx.Deps) *Handler { return &Handler{deps: deps.Defaults()} }
 
 // Mount registers the token route. MountNotFound must be called after every
 // other /v1/ route is registered.
-func (h *Handler) Mount(r *mux.Router) {
-	r.Handle(Path, httpx.Endpoint(Shape, h.deps.Logger, h, http.MethodPost))
+func (h *Handler) Mount(r *httpx.Router) {
+	r.Mount(&Area, httpx.Route{Path: Path, Methods: []string{http.MethodPost}, Limited: true, Handler: h})
 }
 
+// notFoundArea labels unknown /v1/ paths "other", like every unknown path,
+// while they are answered in this dialect's shape.
+var notFoundArea = httpx.Area{Name: httpx.Other, Shape: shape{}}
+
 // MountNotFound answers every unregistered path under /v1/ with this dialect's 404.
-func (h *Handler) MountNotFound(r *mux.Router) {
-	r.PathPrefix("/v1/").Handler(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { write(w, errNotFound) }))
+func (h *Handler) MountNotFound(r *httpx.Router) {
+	r.Mount(&notFoundArea, httpx.Route{Path: "/v1/", Prefix: true,
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { write(w, errNotFound) })})
 }
 
 type data struct {
@@ -100,22 +104,9 @@ func (h *Handler) serve(r *http.Request) (*response, error) {
 		return nil, errForbidden
 	}
 	ttl := httpx.TTL(time.Duration(c.AccessTokenTTL), DefaultTTL)
-	claims := &tokens.Claims{
-		Kind:      tokens.Access,
-		Issuer:    h.deps.Issuer,
-		Subject:   c.ClientID,
-		ClientID:  c.ClientID,
-		Scope:     c.Scopes,
-		IssuedAt:  now,
-		ExpiresAt: now.Add(ttl),
-		Binding:   index.Binding(c, nil),
-		Audience:  c.Audience(h.deps.Issuer),
-	}
-	format, prefix := tokens.FormatES256, ""
-	if c.TokenFormat == "opaque" {
-		format, prefix = tokens.FormatOpaque, tokens.PrefixClientToken
-	}
-	tok, err := snap.Keyring().Mint(claims, format, prefix)
+	tok, _, err := issue.Mint(snap.Keyring(), h.deps.Issuer, now,
+		issue.Token{Kind: tokens.Access, Client: c, Scope: c.Scopes, TTL: ttl},
+		issue.ClientFormat(c, tokens.PrefixClientToken))
 	if err != nil {
 		return nil, err
 	}

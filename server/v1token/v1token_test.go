@@ -40,8 +40,8 @@ func newFixture(t testing.TB) (http.Handler, *index.Snapshot) {
 	}, nil, st.Keys(t))
 	r := mux.NewRouter()
 	h := New(httpx.Deps{Snapshot: func() *index.Snapshot { return snap }, Issuer: issuer, Now: func() time.Time { return st.Now }})
-	h.Mount(r)
-	h.MountNotFound(r)
+	h.Mount(httpx.NewRouter(r, nil))
+	h.MountNotFound(httpx.NewRouter(r, nil))
 	return r, snap
 }
 
@@ -90,7 +90,7 @@ func TestV1Errors(t *testing.T) {
 
 func TestV1ServerErrorIsTheDocumentedOne(t *testing.T) {
 	r := mux.NewRouter()
-	New(httpx.Deps{Snapshot: func() *index.Snapshot { return nil }, Issuer: issuer}).Mount(r)
+	New(httpx.Deps{Snapshot: func() *index.Snapshot { return nil }, Issuer: issuer}).Mount(httpx.NewRouter(r, nil))
 	resp := st.Do(r, "POST", Path, formCT, form("billing", "new-secret"))
 	want := `{"error":{"code":"500999","code_reason":"API_ERROR","message":"Api Error, please contact customer service"}}`
 	if resp.Status != 500 || resp.Body != want {

@@ -7,8 +7,6 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
-	"runtime/debug"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -102,51 +100,6 @@ type Shape interface {
 	// TooManyRequests answers 429 with Retry-After (see SetRetryAfter).
 	TooManyRequests(w http.ResponseWriter, retryAfter time.Duration)
 }
-
-// Endpoint wraps h so that wrong methods get shape's 405, request bodies are
-// capped at MaxBody (handlers map the read error to their 413), and a panic is
-// logged and answered as shape's 500 instead of a dropped connection.
-func Endpoint(shape Shape, log logr.Logger, h http.Handler, methods ...string) http.Handler {
-	allow := strings.Join(methods, ", ")
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rw := &trackingWriter{ResponseWriter: w}
-		defer func() {
-			if p := recover(); p != nil {
-				if err, ok := p.(error); ok && errors.Is(err, http.ErrAbortHandler) {
-					panic(p)
-				}
-				log.Error(nil, "panic serving request", "path", r.URL.Path, "panic", p, "stack", string(debug.Stack()))
-				if !rw.wrote {
-					shape.ServerError(rw)
-				}
-			}
-		}()
-		if !slices.Contains(methods, r.Method) {
-			rw.Header().Set("Allow", allow)
-			shape.MethodNotAllowed(rw)
-			return
-		}
-		r.Body = http.MaxBytesReader(rw, r.Body, MaxBody)
-		h.ServeHTTP(rw, r)
-	})
-}
-
-type trackingWriter struct {
-	http.ResponseWriter
-	wrote bool
-}
-
-func (t *trackingWriter) WriteHeader(code int) {
-	t.wrote = true
-	t.ResponseWriter.WriteHeader(code)
-}
-
-func (t *trackingWriter) Write(b []byte) (int, error) {
-	t.wrote = true
-	return t.ResponseWriter.Write(b)
-}
-
-func (t *trackingWriter) Unwrap() http.ResponseWriter { return t.ResponseWriter }
 
 // NoStore marks a response as uncacheable (RFC 6749 5.1).
 func NoStore(w http.ResponseWriter) {

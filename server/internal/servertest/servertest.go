@@ -3,10 +3,12 @@
 package servertest
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -89,4 +91,19 @@ func Do(h http.Handler, method, target, contentType, body string, header ...stri
 	h.ServeHTTP(rec, req)
 	b, _ := io.ReadAll(rec.Result().Body)
 	return Response{Status: rec.Code, Header: rec.Header(), Body: strings.TrimSuffix(string(b), "\n")}
+}
+
+// Form encodes key, value pairs as a form body.
+func Form(kv ...string) string {
+	v := url.Values{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		v.Add(kv[i], kv[i+1])
+	}
+	return v.Encode()
+}
+
+// Basic is the HTTP Basic Authorization value of a client id and secret,
+// each form-encoded first as RFC 6749 2.3.1 requires.
+func Basic(id, secret string) string {
+	return "Basic " + base64.StdEncoding.EncodeToString([]byte(url.QueryEscape(id)+":"+url.QueryEscape(secret)))
 }

@@ -1,4 +1,4 @@
-package resource
+package revocations
 
 import (
 	"context"
@@ -15,6 +15,7 @@ import (
 
 	"github.com/tokensmith/tokensmith/internal/credstore"
 	"github.com/tokensmith/tokensmith/internal/keyset"
+	"github.com/tokensmith/tokensmith/server/resource"
 	"github.com/tokensmith/tokensmith/server/tokens"
 )
 
@@ -75,7 +76,7 @@ func TestOneClientCannotFillTheRevocationListForEveryone(t *testing.T) {
 	}()
 
 	const extra = 20
-	toks := make([]string, MaxRevocationsPerClient+extra)
+	toks := make([]string, resource.MaxRevocationsPerClient+extra)
 	for i := range toks {
 		toks[i] = mint("greedy")
 	}
@@ -90,7 +91,7 @@ func TestOneClientCannotFillTheRevocationListForEveryone(t *testing.T) {
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			statuses[i], bodies[i] = a.call(t, PathRevoke, basic("greedy", "greedy-secret"), "token", tok)
+			statuses[i], bodies[i] = a.call(t, resource.PathRevoke, basic("greedy", "greedy-secret"), "token", tok)
 		}()
 	}
 	wg.Wait()
@@ -116,9 +117,9 @@ func TestOneClientCannotFillTheRevocationListForEveryone(t *testing.T) {
 	n := writes
 	writesMu.Unlock()
 	t.Logf("%d revocations by one client in %v: %d recorded, %d refused at its quota of %d; %d Secret writes",
-		len(toks), elapsed.Round(time.Millisecond), ok, refused, MaxRevocationsPerClient, n)
-	if ok != MaxRevocationsPerClient || refused != extra {
-		t.Fatalf("%d recorded and %d refused, want %d and %d (the per-client quota)", ok, refused, MaxRevocationsPerClient, extra)
+		len(toks), elapsed.Round(time.Millisecond), ok, refused, resource.MaxRevocationsPerClient, n)
+	if ok != resource.MaxRevocationsPerClient || refused != extra {
+		t.Fatalf("%d recorded and %d refused, want %d and %d (the per-client quota)", ok, refused, resource.MaxRevocationsPerClient, extra)
 	}
 	// Without coalescing every revocation was its own rewrite of the whole Secret.
 	if n > len(toks)/10 {
@@ -138,7 +139,7 @@ func TestOneClientCannotFillTheRevocationListForEveryone(t *testing.T) {
 
 	t.Run("another client revokes normally while the first is at its quota", func(t *testing.T) {
 		tok := mint("polite")
-		if status, body := a.call(t, PathRevoke, basic("polite", "polite-secret"), "token", tok); status != 200 {
+		if status, body := a.call(t, resource.PathRevoke, basic("polite", "polite-secret"), "token", tok); status != 200 {
 			t.Fatalf("the other client's revocation answered %d %s", status, body)
 		}
 		if a.active(t, tok) {
@@ -154,7 +155,7 @@ func TestOneClientCannotFillTheRevocationListForEveryone(t *testing.T) {
 			return sec.ResourceVersion
 		}
 		before := version()
-		if status, _ := a.call(t, PathRevoke, basic("greedy", "greedy-secret"), "token", toks[0]); status != 200 {
+		if status, _ := a.call(t, resource.PathRevoke, basic("greedy", "greedy-secret"), "token", toks[0]); status != 200 {
 			t.Fatalf("status %d", status)
 		}
 		time.Sleep(300 * time.Millisecond)
@@ -168,7 +169,7 @@ func TestOneClientCannotFillTheRevocationListForEveryone(t *testing.T) {
 			t.Fatal(err)
 		}
 		size := len(sec.Data[credstore.DataKey])
-		t.Logf("revocations Secret: %d bytes for %d entries", size, MaxRevocationsPerClient+1)
+		t.Logf("revocations Secret: %d bytes for %d entries", size, resource.MaxRevocationsPerClient+1)
 		if size > MaxRevocationsBytes/6 {
 			t.Fatalf("one client's quota takes %d bytes, more than a sixth of %d", size, MaxRevocationsBytes)
 		}
@@ -194,16 +195,16 @@ func TestRevocationQuotaIsSharedByANamespace(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := revoke("a1", "team-a", 3); err != ErrRevocationQuota {
-		t.Fatalf("the client's 4th entry: %v, want ErrRevocationQuota", err)
+	if err := revoke("a1", "team-a", 3); err != resource.ErrRevocationQuota {
+		t.Fatalf("the client's 4th entry: %v, want resource.ErrRevocationQuota", err)
 	}
 	for i := range 2 {
 		if err := revoke("a2", "team-a", i); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := revoke("a3", "team-a", 0); err != ErrRevocationQuota {
-		t.Fatalf("the namespace's 6th entry: %v, want ErrRevocationQuota", err)
+	if err := revoke("a3", "team-a", 0); err != resource.ErrRevocationQuota {
+		t.Fatalf("the namespace's 6th entry: %v, want resource.ErrRevocationQuota", err)
 	}
 	if err := revoke("b1", "team-b", 0); err != nil {
 		t.Fatalf("another namespace: %v", err)

@@ -1,4 +1,4 @@
-package devicelogin
+package userstatus
 
 import (
 	"context"
@@ -12,19 +12,17 @@ import (
 	"github.com/go-logr/logr"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
+
+	"github.com/tokensmith/tokensmith/server/index"
 )
 
-// UsersResource is the User custom resource.
-var UsersResource = schema.GroupVersionResource{Group: "auth.tokensmith.io", Version: "v1alpha1", Resource: "users"}
-
-// StatusRecorder records new devices in users/status with JSON patches. It
+// Devices records new devices in users/status with JSON patches. It
 // remembers what this replica already recorded, collects devices for up to
 // FlushInterval and writes each user once per batch, so a login never waits
 // for the API server and repeated logins from a device cost no write.
-type StatusRecorder struct {
+type Devices struct {
 	Client dynamic.Interface
 	Logger logr.Logger
 	// FlushInterval batches writes; default one second.
@@ -32,12 +30,12 @@ type StatusRecorder struct {
 
 	mu      sync.Mutex
 	seen    map[deviceKey]bool
-	pending map[UserRef]map[string]time.Time
+	pending map[index.UserRef]map[string]time.Time
 	wake    chan struct{}
 }
 
 type deviceKey struct {
-	user   UserRef
+	user   index.UserRef
 	device string
 }
 
@@ -46,7 +44,7 @@ type deviceKey struct {
 const maxSeen = 100_000
 
 // Record queues device for user unless this replica already recorded it.
-func (s *StatusRecorder) Record(user UserRef, device string, firstSeen time.Time) {
+func (s *Devices) Record(user index.UserRef, device string, firstSeen time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.init()
@@ -68,16 +66,16 @@ func (s *StatusRecorder) Record(user UserRef, device string, firstSeen time.Time
 	}
 }
 
-func (s *StatusRecorder) init() {
+func (s *Devices) init() {
 	if s.seen == nil {
 		s.seen = map[deviceKey]bool{}
-		s.pending = map[UserRef]map[string]time.Time{}
+		s.pending = map[index.UserRef]map[string]time.Time{}
 		s.wake = make(chan struct{}, 1)
 	}
 }
 
 // Run writes queued devices until ctx ends.
-func (s *StatusRecorder) Run(ctx context.Context) {
+func (s *Devices) Run(ctx context.Context) {
 	s.mu.Lock()
 	s.init()
 	wake := s.wake
@@ -102,13 +100,13 @@ func (s *StatusRecorder) Run(ctx context.Context) {
 }
 
 // Flush writes everything queued now (for tests and shutdown).
-func (s *StatusRecorder) Flush(ctx context.Context) { s.flush(ctx) }
+func (s *Devices) Flush(ctx context.Context) { s.flush(ctx) }
 
-func (s *StatusRecorder) flush(ctx context.Context) {
+func (s *Devices) flush(ctx context.Context) {
 	s.mu.Lock()
 	s.init()
 	batch := s.pending
-	s.pending = map[UserRef]map[string]time.Time{}
+	s.pending = map[index.UserRef]map[string]time.Time{}
 	s.mu.Unlock()
 	for user, devices := range batch {
 		if err := s.write(ctx, user, devices); err != nil {
@@ -141,8 +139,8 @@ type patchOp struct {
 // no concurrent write is ever overwritten. A device another replica recorded
 // first is refused by the API server as a duplicate key of the list map,
 // which counts as done.
-func (s *StatusRecorder) write(ctx context.Context, user UserRef, devices map[string]time.Time) error {
-	users := s.Client.Resource(UsersResource).Namespace(user.Namespace)
+func (s *Devices) write(ctx context.Context, user index.UserRef, devices map[string]time.Time) error {
+	users := s.Client.Resource(usersResource).Namespace(user.Namespace)
 	var errs []error
 	for name, at := range devices {
 		d := device{Name: name, FirstSeen: metav1.NewTime(at.UTC().Truncate(time.Second))}

@@ -1,4 +1,8 @@
-package resource
+// Package revocations writes /oauth/revoke's revocations into the
+// revocations Secret that every replica's index watches. It is apart from
+// server/resource so that the resource endpoints and their fuzz targets do
+// not compile the Kubernetes client.
+package revocations
 
 import (
 	"context"
@@ -17,22 +21,12 @@ import (
 
 	"github.com/tokensmith/tokensmith/internal/credstore"
 	"github.com/tokensmith/tokensmith/server/index"
+	"github.com/tokensmith/tokensmith/server/resource"
 )
 
 // MaxRevocationsBytes keeps the revocations document well under the 1 MiB
 // Secret limit (about 8,500 entries of about 106 bytes).
 const MaxRevocationsBytes = 900 << 10
-
-// Quotas of live (unexpired) revocation entries. One OAuthClient, or all
-// the OAuthClients of one namespace together, can hold at most this many
-// entries at a time, so that no tenant can fill the Secret for the others
-// (issue 15, finding 5): it takes MaxRevocationsBytes /
-// (MaxRevocationsPerNamespace x ~106 bytes), about 8, namespaces at their
-// quota to fill it.
-const (
-	MaxRevocationsPerClient    = 500
-	MaxRevocationsPerNamespace = 1000
-)
 
 // DefaultRevocationWriteInterval is the shortest time between two writes of
 // the revocations Secret by one replica. Revocations that arrive meanwhile
@@ -42,11 +36,7 @@ const DefaultRevocationWriteInterval = 250 * time.Millisecond
 
 // ErrRevocationsFull means the revocations Secret has no room left for an
 // entry that is not yet expired.
-var ErrRevocationsFull = errors.New("resource: the revocations Secret is full")
-
-// ErrRevocationQuota means the revoking client, or its namespace, already
-// holds its quota of live revocation entries.
-var ErrRevocationQuota = errors.New("resource: the client's quota of live revocations is used up")
+var ErrRevocationsFull = errors.New("revocations: the revocations Secret is full")
 
 // SecretRevoker records revocations in the Secret credstore.RevocationsSecretName
 // of the server's namespace: read from the API server, append, prune expired
@@ -69,7 +59,7 @@ type SecretRevoker struct {
 	// DefaultRevocationWriteInterval.
 	WriteInterval time.Duration
 	// PerClient and PerNamespace are the quotas of live entries; default
-	// MaxRevocationsPerClient and MaxRevocationsPerNamespace.
+	// resource.MaxRevocationsPerClient and resource.MaxRevocationsPerNamespace.
 	PerClient, PerNamespace int
 
 	mu        sync.Mutex
@@ -95,7 +85,7 @@ var revocationBackoff = wait.Backoff{Steps: 12, Duration: 10 * time.Millisecond,
 // so runs under none of their contexts.
 const writeTimeout = 20 * time.Second
 
-// Revoke implements Revoker. It returns ErrRevocationQuota when rev's client
+// Revoke implements resource.Revoker. It returns resource.ErrRevocationQuota when rev's client
 // or namespace holds its quota of live entries, without writing anything.
 func (s *SecretRevoker) Revoke(ctx context.Context, rev credstore.Revocation) error {
 	if rev.ID == "" {
@@ -180,10 +170,10 @@ func (s *SecretRevoker) write(ctx context.Context, batch []*revocationRequest) (
 	}
 	q := quotas{perClient: s.PerClient, perNamespace: s.PerNamespace}
 	if q.perClient <= 0 {
-		q.perClient = MaxRevocationsPerClient
+		q.perClient = resource.MaxRevocationsPerClient
 	}
 	if q.perNamespace <= 0 {
-		q.perNamespace = MaxRevocationsPerNamespace
+		q.perNamespace = resource.MaxRevocationsPerNamespace
 	}
 	secrets := s.Client.CoreV1().Secrets(s.Namespace)
 	err = retry.RetryOnConflict(revocationBackoff, func() error {
@@ -290,7 +280,7 @@ func addRevocations(entries []credstore.Revocation, batch []*revocationRequest, 
 			continue
 		}
 		if (r.Client != "" && clients[r.Client] >= q.perClient) || (r.Namespace != "" && namespaces[r.Namespace] >= q.perNamespace) {
-			results[i] = ErrRevocationQuota
+			results[i] = resource.ErrRevocationQuota
 			continue
 		}
 		one, err := credstore.Encode(r)

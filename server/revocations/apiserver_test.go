@@ -1,4 +1,4 @@
-package resource
+package revocations
 
 import (
 	"context"
@@ -23,6 +23,9 @@ import (
 	"github.com/tokensmith/tokensmith/internal/keyset"
 	"github.com/tokensmith/tokensmith/internal/testenv"
 	"github.com/tokensmith/tokensmith/server/index"
+	"github.com/tokensmith/tokensmith/server/index/watch"
+	"github.com/tokensmith/tokensmith/server/internal/httpx"
+	"github.com/tokensmith/tokensmith/server/resource"
 	"github.com/tokensmith/tokensmith/server/tokens"
 )
 
@@ -98,13 +101,13 @@ func startReplica(t *testing.T, cs kubernetes.Interface, ns string) *replica {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		if err := ix.Run(ctx, cs, ns); err != nil && ctx.Err() == nil {
+		if err := watch.Run(ctx, ix, cs, ns); err != nil && ctx.Err() == nil {
 			t.Errorf("index: %v", err)
 		}
 	}()
 	r := mux.NewRouter()
 	rv := &SecretRevoker{Client: cs, Namespace: ns, Index: ix}
-	New(Options{Index: ix, Issuer: issuer, Revoker: rv}).Mount(r)
+	resource.New(resource.Options{Index: ix, Issuer: issuer, Revoker: rv}).Mount(httpx.NewRouter(r, nil))
 	srv := httptest.NewServer(r)
 	rep := &replica{ix: ix, revoker: rv, server: srv}
 	var once sync.Once
@@ -130,7 +133,7 @@ func (r *replica) call(t *testing.T, path, auth string, kv ...string) (int, stri
 
 func (r *replica) active(t *testing.T, tok string) bool {
 	t.Helper()
-	status, body := r.call(t, PathIntrospect, basic("rs", "rs-secret"), "token", tok)
+	status, body := r.call(t, resource.PathIntrospect, basic("rs", "rs-secret"), "token", tok)
 	if status != 200 {
 		t.Fatalf("introspection answered %d %s", status, body)
 	}
@@ -195,7 +198,7 @@ func TestRevocationReachesEveryReplicaAndSurvivesRestarts(t *testing.T) {
 	}
 
 	t.Run("a revocation on one replica reaches the other within a second", func(t *testing.T) {
-		if status, body := a.call(t, PathRevoke, basic("svc", "svc-secret"), "token", svcTok); status != 200 {
+		if status, body := a.call(t, resource.PathRevoke, basic("svc", "svc-secret"), "token", svcTok); status != 200 {
 			t.Fatalf("revoke: %d %s", status, body)
 		}
 		if a.active(t, svcTok) {
@@ -205,7 +208,7 @@ func TestRevocationReachesEveryReplicaAndSurvivesRestarts(t *testing.T) {
 		t.Logf("replica b refused the token %v after the revocation", d)
 	})
 	t.Run("revoking a refresh token ends the session on every replica", func(t *testing.T) {
-		if status, _ := b.call(t, PathRevoke, basic("mobile", "mobile-secret"), "token", refresh1); status != 200 {
+		if status, _ := b.call(t, resource.PathRevoke, basic("mobile", "mobile-secret"), "token", refresh1); status != 200 {
 			t.Fatalf("revoke: %d", status)
 		}
 		within(t, time.Second, "session ended on a", func() bool { return !a.active(t, access1) && !a.active(t, refresh1) })
@@ -228,7 +231,7 @@ func TestRevocationReachesEveryReplicaAndSurvivesRestarts(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				if status, body := rep.call(t, PathRevoke, basic("mobile", "mobile-secret"), "token", tok); status != 200 {
+				if status, body := rep.call(t, resource.PathRevoke, basic("mobile", "mobile-secret"), "token", tok); status != 200 {
 					t.Errorf("revoke: %d %s", status, body)
 				}
 			}()

@@ -1,4 +1,4 @@
-package devicelogin
+package userstatus
 
 import (
 	"context"
@@ -16,6 +16,7 @@ import (
 
 	authv1alpha1 "github.com/tokensmith/tokensmith/api/v1alpha1"
 	"github.com/tokensmith/tokensmith/internal/testenv"
+	"github.com/tokensmith/tokensmith/server/index"
 )
 
 // TestStatusRecorderAgainstTheAPIServer records devices into users/status on a
@@ -78,13 +79,13 @@ func TestStatusRecorderAgainstTheAPIServer(t *testing.T) {
 		}
 		return fmt.Sprint(out)
 	}
-	rec := &StatusRecorder{Client: dyn, Logger: testr.New(t)}
+	rec := &Devices{Client: dyn, Logger: testr.New(t)}
 	at := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
 	t.Run("writes the first devices of a user without status", func(t *testing.T) {
 		newUser("alice")
-		rec.Record(UserRef{"apps", "alice"}, "phone", at)
-		rec.Record(UserRef{"apps", "alice"}, "phone", at.Add(time.Minute)) // repeated login: nothing new
+		rec.Record(index.UserRef{Namespace: "apps", Name: "alice"}, "phone", at)
+		rec.Record(index.UserRef{Namespace: "apps", Name: "alice"}, "phone", at.Add(time.Minute)) // repeated login: nothing new
 		rec.Flush(ctx)
 		u := get("alice")
 		if names(u) != "[phone]" || !u.Status.Devices[0].FirstSeen.Time.Equal(at) {
@@ -93,15 +94,15 @@ func TestStatusRecorderAgainstTheAPIServer(t *testing.T) {
 	})
 
 	t.Run("appends a new device and writes nothing for a known one", func(t *testing.T) {
-		rec.Record(UserRef{"apps", "alice"}, "laptop", at)
+		rec.Record(index.UserRef{Namespace: "apps", Name: "alice"}, "laptop", at)
 		rec.Flush(ctx)
 		u := get("alice")
 		if names(u) != "[phone laptop]" {
 			t.Fatalf("status.devices = %+v", u.Status.Devices)
 		}
 		rv := u.ResourceVersion
-		rec.Record(UserRef{"apps", "alice"}, "laptop", at)
-		rec.Record(UserRef{"apps", "alice"}, "phone", at)
+		rec.Record(index.UserRef{Namespace: "apps", Name: "alice"}, "laptop", at)
+		rec.Record(index.UserRef{Namespace: "apps", Name: "alice"}, "phone", at)
 		rec.Flush(ctx)
 		if got := get("alice").ResourceVersion; got != rv {
 			t.Fatalf("a known device caused a write: resourceVersion %s -> %s", rv, got)
@@ -109,9 +110,9 @@ func TestStatusRecorderAgainstTheAPIServer(t *testing.T) {
 	})
 
 	t.Run("keeps devices another replica wrote", func(t *testing.T) {
-		other := &StatusRecorder{Client: dyn, Logger: testr.New(t)}
-		other.Record(UserRef{"apps", "alice"}, "tablet", at)
-		other.Record(UserRef{"apps", "alice"}, "phone", at) // this replica does not know phone is there
+		other := &Devices{Client: dyn, Logger: testr.New(t)}
+		other.Record(index.UserRef{Namespace: "apps", Name: "alice"}, "tablet", at)
+		other.Record(index.UserRef{Namespace: "apps", Name: "alice"}, "phone", at) // this replica does not know phone is there
 		other.Flush(ctx)
 		if u := get("alice"); names(u) != "[phone laptop tablet]" {
 			t.Fatalf("status.devices = %+v", u.Status.Devices)
@@ -125,7 +126,7 @@ func TestStatusRecorderAgainstTheAPIServer(t *testing.T) {
 		if err := c.Status().Update(ctx, u); err != nil {
 			t.Fatal(err)
 		}
-		rec.Record(UserRef{"apps", "bob"}, "car", at)
+		rec.Record(index.UserRef{Namespace: "apps", Name: "bob"}, "car", at)
 		rec.Flush(ctx)
 		u = get("bob")
 		if names(u) != "[desk car]" || u.Status.PasswordSecretName != "bob-password" {
@@ -134,17 +135,17 @@ func TestStatusRecorderAgainstTheAPIServer(t *testing.T) {
 	})
 
 	t.Run("gives up quietly on a deleted user", func(*testing.T) {
-		rec.Record(UserRef{"apps", "ghost"}, "phone", at)
+		rec.Record(index.UserRef{Namespace: "apps", Name: "ghost"}, "phone", at)
 		rec.Flush(ctx)
 	})
 
 	t.Run("Run flushes in the background", func(t *testing.T) {
 		newUser("carol")
-		bg := &StatusRecorder{Client: dyn, Logger: testr.New(t), FlushInterval: 10 * time.Millisecond}
+		bg := &Devices{Client: dyn, Logger: testr.New(t), FlushInterval: 10 * time.Millisecond}
 		runCtx, cancel := context.WithCancel(ctx)
 		defer cancel()
 		go bg.Run(runCtx)
-		bg.Record(UserRef{"apps", "carol"}, "watch", at)
+		bg.Record(index.UserRef{Namespace: "apps", Name: "carol"}, "watch", at)
 		deadline := time.Now().Add(5 * time.Second)
 		for names(get("carol")) != "[watch]" {
 			if time.Now().After(deadline) {
