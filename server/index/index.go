@@ -230,6 +230,7 @@ func (ix *Index) fullRebuild() {
 	snap := &Snapshot{
 		clients:          make(map[string]*Client, len(clients)),
 		clientsByNumeric: make(map[int64]*Client),
+		clientsBySA:      make(map[string][]*Client),
 		users:            make(map[string]*User, len(users)),
 		revoked:          revoked,
 	}
@@ -239,6 +240,7 @@ func (ix *Index) fullRebuild() {
 	numeric := map[int64]*entry{}
 	for id, e := range clients {
 		snap.clients[id] = e.client
+		bindSA(snap.clientsBySA, e.client)
 		if n := e.client.NumericID; n != 0 {
 			if cur, ok := numeric[n]; !ok || e.older(cur) {
 				numeric[n] = e
