@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 )
@@ -196,15 +197,13 @@ func Parse(raw string) (*Assertion, error) {
 	return a, nil
 }
 
-// asymmetric lists the JWS algorithms a kube-apiserver signs with (RSA and
-// ECDSA keys; EdDSA through an external signer).
-func asymmetric(alg string) bool {
-	switch alg {
-	case "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA":
-		return true
-	}
-	return false
-}
+// SigningAlgs are the JWS algorithms an assertion may carry: those a
+// kube-apiserver signs with (RSA and ECDSA keys; EdDSA through an external
+// signer), never "none" or an HMAC. Published in the metadata as
+// token_endpoint_auth_signing_alg_values_supported.
+var SigningAlgs = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+
+func asymmetric(alg string) bool { return alg != "" && slices.Contains(SigningAlgs, alg) }
 
 // decodeJSON decodes one base64url part holding a single JSON object.
 func decodeJSON(part string, v any) bool {
