@@ -9,9 +9,9 @@ package main
 import (
 	"os"
 
-	"github.com/tokensmith/tokensmith/internal/cli"
+	"github.com/tokensmith/tokensmith/cmd"
 )
 
 func main() {
-	os.Exit(cli.Main(os.Args[1:], os.Stdout, os.Stderr))
+	os.Exit(cmd.Main(os.Args[1:], os.Stdout, os.Stderr))
 }

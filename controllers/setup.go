@@ -108,6 +108,15 @@ type ManagerOptions struct {
 	ConcurrentReconciles int
 }
 
+// Defaults of ManagerOptions that "tokensmith controller" binds as its flags'
+// defaults (the chart's ports and Lease). The zero ManagerOptions serves no
+// metrics or probes, as tests and tokensmith-local want.
+const (
+	DefaultMetricsBindAddress     = ":8080"
+	DefaultHealthProbeBindAddress = ":8081"
+	DefaultLeaderElectionID       = "tokensmith-controller"
+)
+
 // Defaults of the controller's concurrency and of its client-side rate limit
 // towards the API server ("tokensmith controller --concurrent-reconciles,
 // --kube-api-qps, --kube-api-burst").

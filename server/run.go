@@ -21,6 +21,14 @@ import (
 	"github.com/tokensmith/tokensmith/server/userstatus"
 )
 
+// Defaults of RunOptions, which "tokensmith server" binds as its flags'
+// defaults (the chart's ports).
+const (
+	DefaultListen          = ":4000"
+	DefaultAdminListen     = ":9090"
+	DefaultShutdownTimeout = 10 * time.Second
+)
+
 // RunOptions configure Run. Options.Index, Options.Revoker,
 // Options.DeviceRecorder and Options.Login.Lockout are filled in by Run when nil.
 type RunOptions struct {
@@ -28,8 +36,9 @@ type RunOptions struct {
 	// Namespace is the token server's own namespace: the only one whose
 	// Secrets it reads.
 	Namespace string
-	// Listen serves the token APIs (":4000"); AdminListen serves /healthz,
-	// /readyz and /metrics (":9090").
+	// Listen serves the token APIs; AdminListen serves /healthz, /readyz and
+	// /metrics. "tokensmith server" defaults them to DefaultListen and
+	// DefaultAdminListen.
 	Listen, AdminListen string
 	// DrainDelay is how long the server keeps serving after ctx ends (SIGTERM)
 	// before it stops accepting connections: /readyz fails at once and every
@@ -37,7 +46,8 @@ type RunOptions struct {
 	// other replicas. 0: shut down at once.
 	DrainDelay time.Duration
 	// ShutdownTimeout bounds the graceful shutdown (http.Server.Shutdown, after
-	// DrainDelay): in-flight requests get this long to finish; default 10s.
+	// DrainDelay): in-flight requests get this long to finish; 0 means
+	// DefaultShutdownTimeout.
 	ShutdownTimeout time.Duration
 	// Lockout is the per-user lockout policy; the zero value is the default
 	// policy, a negative Threshold turns the lockout off.
@@ -58,7 +68,7 @@ func Run(ctx context.Context, cfg *rest.Config, o RunOptions) error {
 		return errors.New("server: a namespace is required")
 	}
 	if o.ShutdownTimeout <= 0 {
-		o.ShutdownTimeout = 10 * time.Second
+		o.ShutdownTimeout = DefaultShutdownTimeout
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

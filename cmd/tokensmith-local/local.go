@@ -30,7 +30,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	authv1alpha1 "github.com/tokensmith/tokensmith/api/v1alpha1"
-	"github.com/tokensmith/tokensmith/controllers"
+	"github.com/tokensmith/tokensmith/cmd"
 	"github.com/tokensmith/tokensmith/internal/testenv"
 )
 
@@ -146,18 +146,14 @@ func writeKubeconfig(env *envtest.Environment, dir string) (string, error) {
 	return path, nil
 }
 
+// startLocalController runs "tokensmith controller"'s wiring with its
+// defaults, serving no metrics or probes (the token server's admin address is
+// the one to watch locally).
 func startLocalController(ctx context.Context, cfg *rest.Config, f localFlags, errs chan<- error) error {
-	cfg = controllers.RateLimit(rest.CopyConfig(cfg), controllers.DefaultKubeAPIQPS, controllers.DefaultKubeAPIBurst)
-	mgr, err := controllers.NewManager(cfg, controllers.ManagerOptions{MetricsBindAddress: "0", HealthProbeBindAddress: "0"})
+	c := cmd.DefaultController(f.namespace, "http://"+f.listen+"/oauth/token")
+	c.Manager.MetricsBindAddress, c.Manager.HealthProbeBindAddress = "0", "0"
+	mgr, err := c.NewManager(cfg)
 	if err != nil {
-		return err
-	}
-	if err := controllers.Setup(mgr, controllers.Options{
-		ServerNamespace:   f.namespace,
-		TokenURL:          "http://" + f.listen + "/oauth/token",
-		KeyRotationPeriod: controllers.DefaultKeyRotationPeriod,
-		KeyRetention:      controllers.DefaultKeyRetention,
-	}); err != nil {
 		return err
 	}
 	go func() {

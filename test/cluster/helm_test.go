@@ -109,11 +109,11 @@ func createRestrictedNamespace(ctx context.Context, t *testing.T, k kube) {
 	}
 }
 
-// waitDeploymentsAvailable waits until every Deployment of the release has all
-// its replicas updated and available, and no old pod is left.
-func waitDeploymentsAvailable(ctx context.Context, t *testing.T, k kube, timeout time.Duration) {
+// waitDeploymentsAvailable waits up to 3 minutes until every Deployment of the
+// release has all its replicas updated and available, and no old pod is left.
+func waitDeploymentsAvailable(ctx context.Context, t *testing.T, k kube) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
+	deadline := time.Now().Add(3 * time.Minute)
 	var pending []string
 	for time.Now().Before(deadline) {
 		list, err := k.cs.AppsV1().Deployments(namespace).List(ctx, metav1.ListOptions{})
@@ -141,7 +141,7 @@ func waitDeploymentsAvailable(ctx context.Context, t *testing.T, k kube, timeout
 		}
 		time.Sleep(time.Second)
 	}
-	t.Fatalf("Deployments not available within %s: %s", timeout, strings.Join(pending, "; "))
+	t.Fatalf("Deployments not available within 3m: %s", strings.Join(pending, "; "))
 }
 
 // podsSettled lists what keeps a rollout from being over for a client: pods
@@ -229,13 +229,12 @@ func deploymentDone(d *appsv1.Deployment) bool {
 
 // applySamples server-side applies config/samples/ as "kubectl apply -f
 // config/samples/" does (into the default namespace).
-func applySamples(ctx context.Context, t *testing.T, k kube) []client.Object {
+func applySamples(ctx context.Context, t *testing.T, k kube) {
 	t.Helper()
 	files, err := filepath.Glob(filepath.Join(repoRoot, "config", "samples", "*.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var applied []client.Object
 	for _, f := range files {
 		data, err := os.ReadFile(f)
 		if err != nil {
@@ -254,10 +253,8 @@ func applySamples(ctx context.Context, t *testing.T, k kube) []client.Object {
 			if err := k.c.Patch(ctx, obj, client.Apply, client.FieldOwner("kubectl"), client.ForceOwnership); err != nil { //nolint:staticcheck // Apply with unstructured is what kubectl does
 				t.Fatalf("apply %s %s: %v", obj.GetKind(), obj.GetName(), err)
 			}
-			applied = append(applied, obj)
 		}
 	}
-	return applied
 }
 
 // waitSamplesReady waits until every OAuthClient and User is Ready.

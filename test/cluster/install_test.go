@@ -52,7 +52,7 @@ func TestHelmInstallOnARealNode(t *testing.T) {
 			if _, err := install.RunWithContext(ctx, ch, imageValues()); err != nil {
 				t.Fatalf("helm install: %v", err)
 			}
-			waitDeploymentsAvailable(ctx, t, k, 3*time.Minute)
+			waitDeploymentsAvailable(ctx, t, k)
 		}},
 		{"the controller holds its leader Lease", func(t *testing.T) {
 			checkLeader(ctx, t, k)
@@ -84,7 +84,7 @@ func TestHelmInstallOnARealNode(t *testing.T) {
 			if _, err := upgrade.RunWithContext(ctx, release, ch, vals); err != nil {
 				t.Fatalf("helm upgrade: %v", err)
 			}
-			waitDeploymentsAvailable(ctx, t, k, 3*time.Minute)
+			waitDeploymentsAvailable(ctx, t, k)
 			if diffs := diffSecrets(before, secretData(ctx, t, k)); len(diffs) > 0 {
 				t.Fatalf("the upgrade changed credentials: %s", strings.Join(diffs, "; "))
 			}

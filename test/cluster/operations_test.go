@@ -94,7 +94,7 @@ func TestOperationsUnderLoad(t *testing.T) {
 			if _, err := install.RunWithContext(ctx, prevChart, opsValues(imageRepository, "previous", nil)); err != nil {
 				t.Fatalf("helm install of %s: %v", previousRelease[:12], err)
 			}
-			waitDeploymentsAvailable(ctx, t, k, 3*time.Minute)
+			waitDeploymentsAvailable(ctx, t, k)
 			applySamples(ctx, t, k)
 			legacy := applyClient(ctx, t, k, "legacy-billing", nil)
 			waitSamplesReady(ctx, t, k, 2*time.Minute)
@@ -116,7 +116,7 @@ func TestOperationsUnderLoad(t *testing.T) {
 				load.stop()
 				t.Fatalf("helm upgrade to the current tree: %v", err)
 			}
-			waitDeploymentsAvailable(ctx, t, k, 3*time.Minute)
+			waitDeploymentsAvailable(ctx, t, k)
 			end := time.Now()
 			time.Sleep(2 * time.Second)
 			load.stop()
@@ -225,7 +225,7 @@ func TestOperationsUnderLoad(t *testing.T) {
 				start := time.Now()
 				kill.do(t, &victim)
 				gone := waitEndpointGone(ctx, t, k, victim.Status.PodIP, start)
-				waitDeploymentsAvailable(ctx, t, k, 3*time.Minute)
+				waitDeploymentsAvailable(ctx, t, k)
 				waitAllServerEndpointsReady(ctx, t, k)
 				end := time.Now()
 				time.Sleep(5 * time.Second)
@@ -581,7 +581,7 @@ func waitAllServerEndpointsReady(ctx context.Context, t *testing.T, k kube) {
 // start, Ready, and the old ones gone.
 func waitRolledOut(ctx context.Context, t *testing.T, k kube, start time.Time) {
 	t.Helper()
-	waitDeploymentsAvailable(ctx, t, k, 3*time.Minute)
+	waitDeploymentsAvailable(ctx, t, k)
 	pods, err := k.cs.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/component=server"})
 	if err != nil {
 		t.Fatal(err)

@@ -89,14 +89,13 @@ func eventually(t *testing.T, timeout time.Duration, what string, f func() bool)
 	}
 }
 
-func waitClientReady(t *testing.T, namespace, name string) *authv1alpha1.OAuthClient {
+func waitClientReady(t *testing.T, namespace, name string) {
 	t.Helper()
 	var oc authv1alpha1.OAuthClient
 	eventually(t, 30*time.Second, "OAuthClient "+name+" Ready", func() bool {
 		err := suite.k8s.Get(context.Background(), client.ObjectKey{Namespace: namespace, Name: name}, &oc)
 		return err == nil && meta.IsStatusConditionTrue(oc.Status.Conditions, authv1alpha1.ConditionReady)
 	})
-	return &oc
 }
 
 func waitUserReady(t *testing.T, namespace, name string) *authv1alpha1.User {

@@ -1,4 +1,4 @@
-package cli
+package cmd
 
 import (
 	"errors"
@@ -43,8 +43,8 @@ func parseServerFlags(args []string, stderr io.Writer) (*serverFlags, *server.Ru
 	fs.SetOutput(stderr)
 	fs.StringVar(&f.kubeconfig, "kubeconfig", "", "Path to a kubeconfig. Default: $KUBECONFIG, the in-cluster config, then ~/.kube/config.")
 	fs.StringVar(&f.namespace, "namespace", os.Getenv("POD_NAMESPACE"), "The server's own namespace, the only one whose Secrets it reads. Default: $POD_NAMESPACE.")
-	fs.StringVar(&f.listen, "listen", ":4000", "Address of the token APIs.")
-	fs.StringVar(&f.adminListen, "admin-listen", ":9090", "Address of /healthz, /readyz and /metrics.")
+	fs.StringVar(&f.listen, "listen", server.DefaultListen, "Address of the token APIs.")
+	fs.StringVar(&f.adminListen, "admin-listen", server.DefaultAdminListen, "Address of /healthz, /readyz and /metrics.")
 	fs.StringVar(&f.issuer, "issuer", "", `"iss" of every token. Default: http://tokensmith.<namespace>.svc.`)
 	fs.BoolVar(&f.devMode, "dev-mode", false, "Development mode: device login answers debug=1 with whether a username exists. Never in production.")
 	fs.StringVar(&f.deviceLoginClient, "device-login-client", "", "Client id of the OAuthClient (with the password grant) whose tokens POST /v1/oauth/ logins receive.")
@@ -57,7 +57,7 @@ func parseServerFlags(args []string, stderr io.Writer) (*serverFlags, *server.Ru
 	fs.Float64Var(&f.rateLimits.PerClient, "rate-limit-per-client", f.rateLimits.PerClient, "Requests per second per presented client id on the token endpoints, checked before the secret; 0 disables.")
 	fs.IntVar(&f.rateLimits.PerClientBurst, "rate-limit-per-client-burst", f.rateLimits.PerClientBurst, "Requests one client id may send at once before --rate-limit-per-client applies.")
 	fs.DurationVar(&f.shutdownDrain, "shutdown-drain", 0, "After SIGTERM, keep serving this long with /readyz failing and every answer closing its connection, so pooled client connections move to other replicas; then stop accepting connections.")
-	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 10*time.Second, "After --shutdown-drain, how long in-flight requests get to finish before the server exits.")
+	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", server.DefaultShutdownTimeout, "After --shutdown-drain, how long in-flight requests get to finish before the server exits.")
 	f.lockout.bind(fs)
 	f.zap.BindFlags(fs)
 	if err := fs.Parse(args); err != nil {

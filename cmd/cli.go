@@ -1,7 +1,13 @@
-// Package cli parses the command line of the tokensmith binary and runs the
-// chosen part: one file per subcommand. Local mode is a separate binary
-// (cmd/tokensmith-local), so that the image's binary links no test machinery.
-package cli
+// Package cmd is the command line of the tokensmith binary (main.go at the
+// module root, so that "go build ." builds what the image holds): it binds the
+// flags and wires the chosen part, one file per subcommand. Defaults live in
+// the packages whose options the flags set (server, controllers); this package
+// only binds them. Local mode is a separate binary (cmd/tokensmith-local, which
+// reuses this wiring), so that the image's binary links no test machinery.
+//
+// internal/ holds libraries only: nothing in it imports cmd, server or
+// controllers (a depguard rule in .golangci.yml enforces it).
+package cmd
 
 import (
 	"fmt"

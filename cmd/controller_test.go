@@ -1,4 +1,4 @@
-package cli
+package cmd
 
 import (
 	"io"
@@ -18,19 +18,25 @@ func TestControllerFlags(t *testing.T) {
 		fails bool
 	}{
 		{"defaults concurrency and the client-side rate limit", nil, func(t *testing.T, f *controllerFlags) {
-			if f.workers != controllers.DefaultConcurrentReconciles || f.kubeAPIQPS != controllers.DefaultKubeAPIQPS ||
-				f.kubeAPIBurst != controllers.DefaultKubeAPIBurst || f.serverNamespace != "auth" {
+			t.Helper()
+			if f.Manager.ConcurrentReconciles != controllers.DefaultConcurrentReconciles || f.KubeAPIQPS != controllers.DefaultKubeAPIQPS ||
+				f.KubeAPIBurst != controllers.DefaultKubeAPIBurst || f.Options.ServerNamespace != "auth" ||
+				f.Manager.LeaderElectionNamespace != "auth" || f.Options.TokenURL != "http://tokensmith.auth.svc/oauth/token" ||
+				f.Manager.MetricsBindAddress != ":8080" || f.Manager.HealthProbeBindAddress != ":8081" ||
+				f.Manager.LeaderElectionID != "tokensmith-controller" {
 				t.Fatalf("%+v", f)
 			}
 		}, false},
 		{"takes the flags", []string{"--concurrent-reconciles", "3", "--kube-api-qps", "20", "--kube-api-burst", "30"},
 			func(t *testing.T, f *controllerFlags) {
-				if f.workers != 3 || f.kubeAPIQPS != 20 || f.kubeAPIBurst != 30 {
+				t.Helper()
+				if f.Manager.ConcurrentReconciles != 3 || f.KubeAPIQPS != 20 || f.KubeAPIBurst != 30 {
 					t.Fatalf("%+v", f)
 				}
 			}, false},
 		{"a negative QPS disables the limit", []string{"--kube-api-qps", "-1"}, func(t *testing.T, f *controllerFlags) {
-			if f.kubeAPIQPS != -1 {
+			t.Helper()
+			if f.KubeAPIQPS != -1 {
 				t.Fatalf("%+v", f)
 			}
 		}, false},
