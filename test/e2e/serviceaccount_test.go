@@ -88,8 +88,12 @@ func TestServiceAccountTokensAuthenticateClients(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	oc := waitClientReady(t, saNamespace, "reports")
+	waitClientReady(t, saNamespace, "reports")
 	waitClientReady(t, saNamespace, "doomed")
+	var oc authv1alpha1.OAuthClient
+	if err := suite.k8s.Get(ctx, client.ObjectKey{Namespace: saNamespace, Name: "reports"}, &oc); err != nil {
+		t.Fatal(err)
+	}
 	consumer := readSecret(t, saNamespace, "reports-credentials")
 	if len(consumer) != 2 || consumer["CLIENT_ID"] != oc.Status.ClientID || consumer["TOKEN_URL"] == "" {
 		t.Fatalf("the consumer Secret of a client without a secret holds %v keys, want CLIENT_ID and TOKEN_URL", len(consumer))
