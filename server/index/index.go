@@ -326,8 +326,9 @@ func parse(s Secret) (*entry, error) {
 		if err := credstore.Decode(data, &v); err != nil {
 			return nil, err
 		}
-		if v.ClientID == "" || len(v.Secrets) == 0 {
-			return nil, fault("client verifier without a client id or secrets")
+		// A client bound to a ServiceAccount may have no secret at all.
+		if v.ClientID == "" || len(v.Secrets) == 0 && v.ServiceAccountName == "" {
+			return nil, fault("client verifier without a client id, or without secrets and a ServiceAccount")
 		}
 		e.client = &Client{ClientVerifier: v}
 	case credstore.TypeUserVerifier:

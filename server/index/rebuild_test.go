@@ -220,3 +220,19 @@ func TestServiceAccountClientsStayInTheirNamespace(t *testing.T) {
 		}
 	}
 }
+
+func TestAClientWithoutSecretsNeedsAServiceAccount(t *testing.T) {
+	doc := func(v credstore.ClientVerifier) Secret {
+		b, err := credstore.Encode(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return Secret{Name: "v", Type: credstore.TypeClientVerifier, Data: b, HasData: true}
+	}
+	if e, err := parse(doc(credstore.ClientVerifier{Namespace: "apps", ClientID: "reports", ServiceAccountName: "reports"})); err != nil || e.client == nil {
+		t.Fatalf("a ServiceAccount client without secrets: %v", err)
+	}
+	if _, err := parse(doc(credstore.ClientVerifier{Namespace: "apps", ClientID: "nothing"})); err == nil {
+		t.Fatal("a client with neither secrets nor a ServiceAccount was accepted")
+	}
+}

@@ -104,6 +104,9 @@ func TestServiceAccountTokensAuthenticateClients(t *testing.T) {
 	var r response
 	eventually(t, 5*time.Second, "the client to be served", func() bool {
 		r = postForm(t, "/oauth/token", withAssertion(url.Values{"grant_type": {"client_credentials"}}, token))
+		if r.status != http.StatusOK {
+			t.Logf("%d %s", r.status, r.body)
+		}
 		return r.status == http.StatusOK
 	})
 	access, _ := r.json(t)["access_token"].(string)
