@@ -3,6 +3,12 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -14,6 +20,10 @@ import (
 
 	"github.com/tokensmith/tokensmith/internal/credstore"
 )
+
+// benchIssuer is the token server's issuer, hence the default audience of the
+// ServiceAccount tokens.
+const benchIssuer = "https://tokensmith.bench"
 
 // saNamespace holds the ServiceAccounts of the assertion-authenticated clients.
 const saNamespace = "bench-sa"
@@ -61,4 +71,49 @@ func writeServiceAccountFixtures(ctx context.Context, cfg *rest.Config, c client
 		}
 	}
 	return out, nil
+}
+
+// assertionRow is client_credentials authenticated by a ServiceAccount token
+// (RFC 7523 client assertion) over 64 clients, in steady state: each token's
+// first TokenReview happens in the warm-up, later ones in the background.
+// Its note gives the ratio to the client-secret row of the same run (target
+// >= 0.8) and the TokenReviews made during the row.
+func assertionRow(hc *http.Client, conc int, dur time.Duration, baseURL, metricsURL string, clients []saClient, secretRow Result) Result {
+	const form = "application/x-www-form-urlencoded"
+	build := func(w, i int) (*http.Request, error) {
+		c := clients[(w*7919+i)%len(clients)]
+		return post(baseURL+"/oauth/token", form, []byte(url.Values{"grant_type": {"client_credentials"},
+			"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"}, "client_assertion": {c.Assertion}}.Encode()))
+	}
+	for w := range len(clients) { // one request per token: its first verdict
+		if req, err := build(w, 0); err == nil {
+			_, _ = doOne(hc, req)
+		}
+	}
+	before := counter(metricsURL, "tokensmith_serviceaccount_token_reviews_total")
+	r := closedLoop("oauth2 client_credentials ES256, ServiceAccount assertion", hc, conc, dur, build)
+	reviews := counter(metricsURL, "tokensmith_serviceaccount_token_reviews_total") - before
+	if secretRow.RPS > 0 {
+		r.Note = fmt.Sprintf("%.2f of the client-secret row's rate (target >= 0.8); %.0f TokenReviews for %d requests", r.RPS/secretRow.RPS, reviews, r.Requests)
+	}
+	return r
+}
+
+// counter reads one unlabelled counter from a Prometheus text endpoint; -1 when absent.
+func counter(metricsURL, name string) float64 {
+	resp, err := http.Get(metricsURL) //nolint:gosec,noctx // the bench's own admin listener
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			if err == nil {
+				return f
+			}
+		}
+	}
+	return -1
 }

@@ -108,7 +108,7 @@ func run(m *testing.M) int {
 		"--listen", listen, "--admin-listen", admin,
 		"--issuer", "https://tokensmith.test", "--device-login-client", deviceLoginClientID,
 		// 2s instead of 30s, so that the deletion bound is tested without waiting (serviceaccount_test.go).
-		"--service-account-verdict-max-age", "2s", "--zap-log-level", "debug")
+		"--service-account-verdict-max-age", "2s")
 	defer stopServer()
 
 	if err := waitReady(suite.adminURL+"/readyz", 60*time.Second); err != nil {
