@@ -158,7 +158,8 @@ func TestPresentedID(t *testing.T) {
 		if tc.header != "" {
 			r.Header.Set("Authorization", tc.header)
 		}
-		if got := PresentedID(r, tc.form); got != tc.want {
+		v := saauth.NewVerifier(saauth.Config{Audience: audience, Reviewer: &reviewer{}})
+		if got := PresentedID(r, tc.form, v); got != tc.want {
 			t.Errorf("PresentedID = %q, want %q", got, tc.want)
 		}
 	}

@@ -121,7 +121,7 @@ func AuthenticateWith(r *http.Request, form url.Values, snap *index.Snapshot, no
 	if assertions == nil || snap == nil {
 		return nil, MethodAssertion, invalidClient("assertion: client assertions are not accepted")
 	}
-	a, err := saauth.Parse(raw)
+	a, err := assertions.Parse(raw)
 	if err != nil {
 		return nil, MethodAssertion, invalidClient("assertion: " + saauth.ReasonOf(err))
 	}
@@ -166,15 +166,15 @@ func boundClient(bound []*index.Client, ids []string) (*index.Client, string) {
 // for an assertion without one, its ServiceAccount ("system:serviceaccount:
 // <namespace>:<name>", so that a flood of assertions for one ServiceAccount is
 // slowed before any TokenReview).
-func PresentedID(r *http.Request, form url.Values) string {
+func PresentedID(r *http.Request, form url.Values, assertions *saauth.Verifier) string {
 	if id, _, ok := ParseBasic(r.Header.Get("Authorization")); ok {
 		return id
 	}
 	if id := form.Get("client_id"); id != "" {
 		return id
 	}
-	if raw, present, err := saauth.FromForm(form); present && err == nil {
-		if a, err := saauth.Parse(raw); err == nil {
+	if raw, present, err := saauth.FromForm(form); present && err == nil && assertions != nil {
+		if a, err := assertions.Parse(raw); err == nil {
 			return a.Subject()
 		}
 	}

@@ -105,7 +105,7 @@ func (h *Handler) serve(x *exchange) (grant string, _ *response, _ error) {
 			return grant, nil, err
 		}
 	}
-	if id := clientauth.PresentedID(x.r, form); id != "" {
+	if id := clientauth.PresentedID(x.r, form, h.deps.Assertions); id != "" {
 		if err := h.deps.CheckClient(Dialect, id); err != nil {
 			return grant, nil, err
 		}

@@ -99,6 +99,10 @@ type Assertion struct {
 	Namespace, ServiceAccount string
 	// PodName is the pod the token is bound to, "" for a token bound to none.
 	PodName string
+
+	// key is the SHA-256 of Raw when hasKey (set by Verifier.Parse).
+	key    [32]byte
+	hasKey bool
 }
 
 // Subject is the username the API server gives the ServiceAccount.

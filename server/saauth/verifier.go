@@ -95,6 +95,9 @@ type Verifier struct {
 
 // entry is a verdict about one token.
 type entry struct {
+	// a is the token parsed, so that a token in steady use is decoded once,
+	// not on every request.
+	a        *Assertion
 	ok       bool
 	checked  time.Time // when the API server gave the verdict
 	expiry   time.Time // the token's exp: the entry is useless afterwards
@@ -152,6 +155,27 @@ func (v *Verifier) Reviews() uint64 { return v.reviews.Load() }
 // Stale counts the requests answered from a verdict older than MaxAge: see Reviews.
 func (v *Verifier) Stale() uint64 { return v.stale.Load() }
 
+// Parse is saauth.Parse for a token the Verifier may have seen: a token with
+// a cached verdict comes back from the cache, undecoded.
+func (v *Verifier) Parse(raw string) (*Assertion, error) {
+	if len(raw) > MaxAssertionLength {
+		return nil, refuse(ReasonTooLarge)
+	}
+	key := sha256.Sum256([]byte(raw))
+	v.mu.Lock()
+	e := v.cache[key]
+	v.mu.Unlock()
+	if e != nil && e.a != nil && e.a.Raw == raw {
+		return e.a, nil
+	}
+	a, err := Parse(raw)
+	if err != nil {
+		return nil, err
+	}
+	a.key, a.hasKey = key, true
+	return a, nil
+}
+
 // Check refuses what can be refused without the API server: an assertion
 // not meant for this server's audience, expired or not yet valid at now.
 func (v *Verifier) Check(a *Assertion) error {
@@ -183,7 +207,10 @@ func (v *Verifier) Verify(ctx context.Context, a *Assertion) error {
 	if err := v.Check(a); err != nil {
 		return err
 	}
-	key := sha256.Sum256([]byte(a.Raw))
+	key := a.key
+	if !a.hasKey {
+		key = sha256.Sum256([]byte(a.Raw))
+	}
 	now := v.cfg.Now()
 	v.mu.Lock()
 	down := now.Before(v.downUntil)
@@ -311,7 +338,7 @@ func (v *Verifier) ask(ctx context.Context, a *Assertion) (*entry, error) {
 	if err != nil {
 		return nil, errNoAnswer
 	}
-	e := &entry{checked: v.cfg.Now(), expiry: a.Expiry}
+	e := &entry{a: a, checked: v.cfg.Now(), expiry: a.Expiry}
 	if r.Authenticated && slices.Contains(r.Audiences, v.cfg.Audience) {
 		e.ok, e.username = true, r.Username
 	}

@@ -305,3 +305,21 @@ func TestTheDefaultBoundIsWithin60s(t *testing.T) {
 		t.Fatalf("MaxAge %s", v.cfg.MaxAge)
 	}
 }
+
+func TestATokenInSteadyUseIsDecodedOnce(t *testing.T) {
+	v, _, _, a := setup(t)
+	first, err := v.Parse(a.Raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := v.Verify(context.Background(), first); err != nil {
+		t.Fatal(err)
+	}
+	again, err := v.Parse(a.Raw)
+	if err != nil || again != first {
+		t.Fatalf("the second Parse decoded again (%v)", err)
+	}
+	if _, err := v.Parse(a.Raw + "x"); err == nil {
+		t.Fatal("a changed token came from the cache")
+	}
+}
