@@ -86,17 +86,9 @@ func Run(ctx context.Context, cfg *rest.Config, o RunOptions) error {
 		}()
 	}
 	if o.Assertions == nil {
-		audience := o.ServiceAccountAudience
-		if audience == "" {
-			audience = o.Issuer
+		if o.Assertions, err = assertionVerifier(o, clientset); err != nil {
+			return err
 		}
-		if audience == "" {
-			return errors.New("server: an issuer is required")
-		}
-		o.Assertions = saauth.NewVerifier(saauth.Config{
-			Audience: audience, Reviewer: tokenreview.New(clientset.AuthenticationV1()),
-			MaxAge: o.ServiceAccountVerdictMaxAge, Now: o.Now,
-		})
 	}
 	if o.Revoker == nil {
 		o.Revoker = &revocations.SecretRevoker{Client: clientset, Namespace: o.Namespace, Index: o.Index, Now: o.Now, Logger: o.Logger.WithName("revoker")}
@@ -175,4 +167,20 @@ func Run(ctx context.Context, cfg *rest.Config, o RunOptions) error {
 	}
 	o.Logger.Info("stopped")
 	return nil
+}
+
+// assertionVerifier verifies ServiceAccount tokens with TokenReviews, for the
+// audience o names (the issuer by default).
+func assertionVerifier(o RunOptions, clientset kubernetes.Interface) (*saauth.Verifier, error) {
+	audience := o.ServiceAccountAudience
+	if audience == "" {
+		audience = o.Issuer
+	}
+	if audience == "" {
+		return nil, errors.New("server: an issuer is required")
+	}
+	return saauth.NewVerifier(saauth.Config{
+		Audience: audience, Reviewer: tokenreview.New(clientset.AuthenticationV1()),
+		MaxAge: o.ServiceAccountVerdictMaxAge, Now: o.Now,
+	}), nil
 }

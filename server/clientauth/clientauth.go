@@ -2,6 +2,7 @@ package clientauth
 
 import (
 	"encoding/base64"
+	"errors"
 	"net/http"
 	"net/url"
 	"strings"
@@ -130,7 +131,7 @@ func AuthenticateWith(r *http.Request, form url.Values, snap *index.Snapshot, no
 		return nil, MethodAssertion, invalidClient("assertion: " + reason)
 	}
 	if err := assertions.Verify(r.Context(), a); err != nil {
-		if e, ok := err.(*saauth.Error); ok && e.Unavailable() {
+		if e := (*saauth.Error)(nil); errors.As(err, &e) && e.Unavailable() {
 			return nil, MethodAssertion, &Error{Code: CodeUnavailable, Status: http.StatusServiceUnavailable, Reason: "assertion: " + e.Reason}
 		}
 		return nil, MethodAssertion, invalidClient("assertion: " + saauth.ReasonOf(err))
