@@ -15,6 +15,7 @@ func TestServerFlags(t *testing.T) {
 		fails bool
 	}{
 		{"defaults the namespace from POD_NAMESPACE and the issuer from it", nil, func(t *testing.T, f *serverFlags) {
+			t.Helper()
 			if f.namespace != "auth" || f.issuer != "http://tokensmith.auth.svc" || f.listen != ":4000" || f.adminListen != ":9090" ||
 				f.deviceTokenTTL != 720*time.Hour || f.sessionAlg != "HS512" || f.devMode {
 				t.Fatalf("%+v", f)
@@ -23,6 +24,7 @@ func TestServerFlags(t *testing.T) {
 		{"takes every flag", []string{"--namespace", "x", "--issuer", "https://i", "--dev-mode", "--device-login-client", "mobile",
 			"--device-token-ttl", "1h", "--session-alg", "ES256", "--trusted-proxies", "10.0.0.0/8", "--listen", ":1", "--admin-listen", ":2"},
 			func(t *testing.T, f *serverFlags) {
+				t.Helper()
 				if f.namespace != "x" || f.issuer != "https://i" || !f.devMode || f.deviceLoginClient != "mobile" || f.deviceTokenTTL != time.Hour || f.sessionAlg != "ES256" {
 					t.Fatalf("%+v", f)
 				}

@@ -61,9 +61,10 @@ func TestSecretAdoption(t *testing.T) {
 	}
 	cases := []struct {
 		name string
-		run  func(t *testing.T, ns string)
+		run  func(t *testing.T)
 	}{
-		{"an OAuthClient naming a Secret that is not tokensmith's leaves it untouched and says why", func(t *testing.T, ns string) {
+		{"an OAuthClient naming a Secret that is not tokensmith's leaves it untouched and says why", func(t *testing.T) {
+			ns := newNamespace(t)
 			s := prodDB(ns, nil)
 			oc := newOC(ns, "app", func(oc *authv1alpha1.OAuthClient) { oc.Spec.SecretName = "prod-db" })
 			create(t, oc)
@@ -81,7 +82,8 @@ func TestSecretAdoption(t *testing.T) {
 			untouched(t, s)
 		}},
 
-		{"an OAuthClient naming another OAuthClient's consumer Secret leaves it untouched", func(t *testing.T, ns string) {
+		{"an OAuthClient naming another OAuthClient's consumer Secret leaves it untouched", func(t *testing.T) {
+			ns := newNamespace(t)
 			owner := newOC(ns, "owner")
 			create(t, owner)
 			waitReason(t, owner, authv1alpha1.ReasonIssued)
@@ -92,7 +94,8 @@ func TestSecretAdoption(t *testing.T) {
 			untouched(t, s)
 		}},
 
-		{"a Secret annotated auth.tokensmith.io/adopt=true is adopted, keeping its keys, and never owned", func(t *testing.T, ns string) {
+		{"a Secret annotated auth.tokensmith.io/adopt=true is adopted, keeping its keys, and never owned", func(t *testing.T) {
+			ns := newNamespace(t)
 			prodDB(ns, map[string]string{authv1alpha1.AnnotationAdopt: "true"})
 			oc := newOC(ns, "app", func(oc *authv1alpha1.OAuthClient) { oc.Spec.SecretName = "prod-db" })
 			create(t, oc)
@@ -107,7 +110,8 @@ func TestSecretAdoption(t *testing.T) {
 			}
 		}},
 
-		{"a User whose generated password Secret name is taken leaves that Secret untouched", func(t *testing.T, ns string) {
+		{"a User whose generated password Secret name is taken leaves that Secret untouched", func(t *testing.T) {
+			ns := newNamespace(t)
 			s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "db-password"},
 				Data: map[string][]byte{"password": []byte("the-database-password")}}
 			create(t, s)
@@ -132,6 +136,6 @@ func TestSecretAdoption(t *testing.T) {
 		}},
 	}
 	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) { tc.run(t, newNamespace(t)) })
+		t.Run(tc.name, tc.run)
 	}
 }

@@ -29,8 +29,8 @@ func setCondition(conds *[]metav1.Condition, generation int64, now time.Time, st
 	return changed
 }
 
-func setReady(conds *[]metav1.Condition, generation int64, now time.Time, reason, message string) bool {
-	return setCondition(conds, generation, now, metav1.ConditionTrue, reason, message)
+func setReady(conds *[]metav1.Condition, generation int64, now time.Time, reason, message string) {
+	setCondition(conds, generation, now, metav1.ConditionTrue, reason, message)
 }
 
 // setNotReady sets Ready=False, with a Warning event on obj the first time

@@ -242,7 +242,7 @@ func (r *oauthClientReconciler) ensureVerifier(ctx context.Context, oc *authv1al
 		return 0, err
 	}
 	want := verifierSecret(key.Namespace, key.Name, credstore.TypeClientVerifier, ownerString(oc), doc)
-	if _, err := applySecret(ctx, r.Client, r.secrets(), existing, want); err != nil {
+	if err := applySecret(ctx, r.Client, r.secrets(), existing, want); err != nil {
 		return 0, err
 	}
 

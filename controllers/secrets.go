@@ -121,23 +121,23 @@ func verifierSecret(namespace, name, secretType, owner string, doc []byte) *core
 // annotations and data, creating it when absent. existing is what the caller
 // already read (nil when absent). It writes nothing when they already match,
 // which is what keeps a no-op reconcile free of writes.
-func applySecret(ctx context.Context, c client.Client, r secretReader, existing, desired *corev1.Secret) (bool, error) {
+func applySecret(ctx context.Context, c client.Client, r secretReader, existing, desired *corev1.Secret) error {
 	if existing == nil {
 		err := c.Create(ctx, desired)
 		if err == nil {
-			return true, nil
+			return nil
 		}
 		if !apierrors.IsAlreadyExists(err) {
-			return false, fmt.Errorf("creating Secret %s/%s: %w", desired.Namespace, desired.Name, err)
+			return fmt.Errorf("creating Secret %s/%s: %w", desired.Namespace, desired.Name, err)
 		}
 		// Created meanwhile (or the cache lags): read it back and compare.
 		existing = &corev1.Secret{}
 		if err := r.api.Get(ctx, client.ObjectKeyFromObject(desired), existing); err != nil {
-			return false, err
+			return err
 		}
 	}
 	if secretMatches(existing, desired) {
-		return false, nil
+		return nil
 	}
 	updated := existing.DeepCopy()
 	if updated.Labels == nil {
@@ -152,9 +152,9 @@ func applySecret(ctx context.Context, c client.Client, r secretReader, existing,
 	// Update, with the resourceVersion we read: if the cache was stale the API
 	// server answers Conflict and the reconcile starts again from fresh data.
 	if err := c.Update(ctx, updated); err != nil {
-		return false, fmt.Errorf("updating Secret %s/%s: %w", desired.Namespace, desired.Name, err)
+		return fmt.Errorf("updating Secret %s/%s: %w", desired.Namespace, desired.Name, err)
 	}
-	return true, nil
+	return nil
 }
 
 // secretMatches reports whether existing already carries everything desired asks for.

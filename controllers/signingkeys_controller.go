@@ -97,7 +97,7 @@ func (r *signingKeysReconciler) reconcile(ctx context.Context, _ ctrl.Request) (
 		return ctrl.Result{}, err
 	}
 	desired := r.secret(key.Name, credstore.TypeSigningKeys, doc)
-	if _, err := applySecret(ctx, r.Client, reader, existing, desired); err != nil {
+	if err := applySecret(ctx, r.Client, reader, existing, desired); err != nil {
 		return ctrl.Result{}, err
 	}
 	return ctrl.Result{RequeueAfter: nextKeyEvent(set, now, r.Options.KeyRotationPeriod, r.Options.KeyRetention)}, nil

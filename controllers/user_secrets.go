@@ -160,6 +160,5 @@ func (r *userReconciler) ensureVerifier(ctx context.Context, u *authv1alpha1.Use
 		return err
 	}
 	want := verifierSecret(key.Namespace, key.Name, credstore.TypeUserVerifier, ownerString(u), doc)
-	_, err = applySecret(ctx, r.Client, r.secrets(), existing, want)
-	return err
+	return applySecret(ctx, r.Client, r.secrets(), existing, want)
 }

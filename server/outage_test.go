@@ -138,7 +138,10 @@ func TestAPIServerOutage(t *testing.T) {
 			t.Fatal(err)
 		}
 		s := &corev1.Secret{}
-		eventually("the consumer Secret of "+name, 20*time.Second, func() bool {
+		// 60 s, not less: after an outage the controller's informers re-list
+		// on client-go's backoff, which grows to 30 s while the API server is
+		// down (seen: 20 s was too short after a 25 s outage under -race).
+		eventually("the consumer Secret of "+name, 60*time.Second, func() bool {
 			return k8s.Get(ctx, types.NamespacedName{Namespace: appNS, Name: name + "-credentials"}, s) == nil
 		})
 		return creds{string(s.Data[credstore.KeyClientID]), string(s.Data[credstore.KeyClientSecret])}

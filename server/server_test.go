@@ -40,6 +40,7 @@ func newServer(t *testing.T, snapshot func() *index.Snapshot) *Server {
 }
 
 func fixtureSnapshot(t *testing.T) *index.Snapshot {
+	t.Helper()
 	return st.Snapshot(t, []credstore.ClientVerifier{
 		{ClientID: "mobile", NumericID: 4242, GrantTypes: []string{"password", "refresh_token", "client_credentials", "session"}, Scopes: []string{"read", "write"},
 			Secrets: []credstore.SecretDigests{{

@@ -38,19 +38,20 @@ type fixture struct {
 	rec  *fakeRecorder
 }
 
-func newFixture(t testing.TB, devMode bool, clientID string) *fixture {
-	snap := st.Snapshot(t, []credstore.ClientVerifier{
+func newFixture(tb testing.TB, devMode bool, clientID string) *fixture {
+	tb.Helper()
+	snap := st.Snapshot(tb, []credstore.ClientVerifier{
 		{ClientID: "mobile", GrantTypes: []string{"password"}, Scopes: []string{"read", "write"}},
 		{ClientID: "machine", GrantTypes: []string{"client_credentials"}},
 	}, []credstore.UserVerifier{
-		{Namespace: "default", Name: "alice", Username: "alice", PasswordHash: st.Hash(t, "s3cret"), Scopes: []string{"read", "admin"},
+		{Namespace: "default", Name: "alice", Username: "alice", PasswordHash: st.Hash(tb, "s3cret"), Scopes: []string{"read", "admin"},
 			CredentialGeneration: 3, KnownDevices: []string{"old-phone"}, DeauthorizedDevices: []string{"stolen"}},
-		{Name: "bob", Username: "bob", PasswordHash: st.Hash(t, "s3cret"), Disabled: true},
-		{Name: "carol", Username: "carol", PasswordHash: st.Hash(t, "s3cret"), Clients: []string{"web"}},
-	}, st.Keys(t))
+		{Name: "bob", Username: "bob", PasswordHash: st.Hash(tb, "s3cret"), Disabled: true},
+		{Name: "carol", Username: "carol", PasswordHash: st.Hash(tb, "s3cret"), Clients: []string{"web"}},
+	}, st.Keys(tb))
 	v, err := login.New(login.Options{DummyParams: &st.Cheap})
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	rec := &fakeRecorder{}
 	r := mux.NewRouter()

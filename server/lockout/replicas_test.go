@@ -277,6 +277,7 @@ func applyServerRBAC(ctx context.Context, t *testing.T, c client.Client) string 
 }
 
 func freeAddr(t *testing.T) string {
+	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -34,9 +34,10 @@ type fixture struct {
 	snap *index.Snapshot
 }
 
-func newFixture(t testing.TB) *fixture {
-	keys := st.Keys(t)
-	snap := st.Snapshot(t, []credstore.ClientVerifier{
+func newFixture(tb testing.TB) *fixture {
+	tb.Helper()
+	keys := st.Keys(tb)
+	snap := st.Snapshot(tb, []credstore.ClientVerifier{
 		{ClientID: "mobile", GrantTypes: []string{"password", "refresh_token", "client_credentials"}, Scopes: []string{"read", "write"}, Secrets: secret("mobile-secret")},
 		{ClientID: "web", GrantTypes: []string{"password", "refresh_token"}, Scopes: []string{"read"}, Secrets: secret("web-secret")},
 		{ClientID: "norefresh", GrantTypes: []string{"password"}, Scopes: []string{"read"}, Secrets: secret("nr-secret"),
@@ -45,13 +46,13 @@ func newFixture(t testing.TB) *fixture {
 			AccessTokenTTL: credstore.Duration(10 * time.Minute), Secrets: secret("opaque-secret")},
 		{ClientID: "my client:1", GrantTypes: []string{"client_credentials"}, Secrets: secret("s&cr:t%")},
 	}, []credstore.UserVerifier{
-		{Username: "alice", PasswordHash: st.Hash(t, "s3cret"), Scopes: []string{"read", "admin"}, CredentialGeneration: 2},
-		{Username: "bob", PasswordHash: st.Hash(t, "s3cret"), Disabled: true},
-		{Username: "carol", PasswordHash: st.Hash(t, "s3cret"), Scopes: []string{"read"}, Clients: []string{"web"}},
+		{Username: "alice", PasswordHash: st.Hash(tb, "s3cret"), Scopes: []string{"read", "admin"}, CredentialGeneration: 2},
+		{Username: "bob", PasswordHash: st.Hash(tb, "s3cret"), Disabled: true},
+		{Username: "carol", PasswordHash: st.Hash(tb, "s3cret"), Scopes: []string{"read"}, Clients: []string{"web"}},
 	}, keys)
 	v, err := login.New(login.Options{DummyParams: &st.Cheap})
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	r := mux.NewRouter()
 	New(httpx.Deps{Snapshot: func() *index.Snapshot { return snap }, Issuer: issuer, Now: func() time.Time { return st.Now }}, v).Mount(httpx.NewRouter(r, nil))

@@ -131,12 +131,12 @@ func (f *fixture) mint(c *tokens.Claims, format tokens.Format, prefix string) st
 }
 
 // clientToken is an ES256 client-credentials access token of svc.
-func (f *fixture) clientToken(mod func(*tokens.Claims)) (string, *tokens.Claims) {
+func (f *fixture) clientToken(mod func(*tokens.Claims)) string {
 	c := &tokens.Claims{Kind: tokens.Access, Subject: "svc", ClientID: "svc", Scope: []string{"read"}, ID: "jti-svc"}
 	if mod != nil {
 		mod(c)
 	}
-	return f.mint(c, tokens.FormatES256, ""), c
+	return f.mint(c, tokens.FormatES256, "")
 }
 
 // userTokens are an access and a refresh token of one alice session on mobile.

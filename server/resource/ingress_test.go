@@ -16,6 +16,7 @@ import (
 // and forwards to the backend only on 2xx, copying the X-Auth-* headers (and
 // dropping any the client sent itself).
 func ingress(t *testing.T, authURL string, backend *url.URL) http.Handler {
+	t.Helper()
 	proxy := httputil.NewSingleHostReverseProxy(backend)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		for _, h := range []string{HeaderSubject, HeaderClient, HeaderScopes} {
@@ -62,7 +63,7 @@ func TestIngressForwardAuth(t *testing.T) {
 	defer edge.Close()
 
 	access, refresh := f.userTokens("sid-1")
-	writeOnly, _ := f.clientToken(func(c *tokens.Claims) { c.Scope = []string{"write"} })
+	writeOnly := f.clientToken(func(c *tokens.Claims) { c.Scope = []string{"write"} })
 	cases := []struct {
 		name      string
 		auth      string

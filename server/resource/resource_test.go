@@ -24,7 +24,7 @@ import (
 // attacks are tokens that must never be active, each beside a valid client token.
 func (f *fixture) attacks() map[string]string {
 	f.t.Helper()
-	good, _ := f.clientToken(nil)
+	good := f.clientToken(nil)
 	parts := strings.Split(good, ".")
 	payload := parts[1]
 	b64 := func(v any) string { b, _ := json.Marshal(v); return base64.RawURLEncoding.EncodeToString(b) }
@@ -37,9 +37,9 @@ func (f *fixture) attacks() map[string]string {
 	mac.Write([]byte(confusedInput))
 
 	other := newFixture(f.t) // same claims, another installation's keys
-	foreign, _ := other.clientToken(nil)
-	otherIssuer, _ := f.clientToken(func(c *tokens.Claims) { c.Issuer = "https://evil.example.test" })
-	expired, _ := f.clientToken(func(c *tokens.Claims) { c.IssuedAt, c.ExpiresAt = now.Add(-2*time.Hour), now.Add(-time.Hour) })
+	foreign := other.clientToken(nil)
+	otherIssuer := f.clientToken(func(c *tokens.Claims) { c.Issuer = "https://evil.example.test" })
+	expired := f.clientToken(func(c *tokens.Claims) { c.IssuedAt, c.ExpiresAt = now.Add(-2*time.Hour), now.Add(-time.Hour) })
 	return map[string]string{
 		"an expired token":                               expired,
 		"a token signed by another key":                  foreign,
@@ -54,7 +54,7 @@ func (f *fixture) attacks() map[string]string {
 func TestIntrospect(t *testing.T) {
 	f := newFixture(t)
 	rs := basic("rs", "rs-secret")
-	client, _ := f.clientToken(nil)
+	client := f.clientToken(nil)
 	opaque := f.mint(&tokens.Claims{Kind: tokens.Access, Subject: "svc", ClientID: "svc", Scope: []string{"read"}, ID: "jti-opaque"}, tokens.FormatOpaque, tokens.PrefixClientToken)
 	access, refresh := f.userTokens("sid-1")
 	session := f.mint(&tokens.Claims{Kind: tokens.Session, Subject: "game", ClientID: "game", ID: "jti-session"}, tokens.FormatHS512, "")
@@ -98,7 +98,7 @@ func TestIntrospect(t *testing.T) {
 
 func TestIntrospectErrors(t *testing.T) {
 	f := newFixture(t)
-	tok, _ := f.clientToken(nil)
+	tok := f.clientToken(nil)
 	invalidClient := `{"error":"invalid_client","error_description":"Client authentication failed."}` + "\n"
 	invalidReq := func(d string) string { return `{"error":"invalid_request","error_description":"` + d + `"}` + "\n" }
 	big := form("token", tok, "pad", strings.Repeat("x", 70<<10))
@@ -158,7 +158,7 @@ func TestRevoke(t *testing.T) {
 	}
 	access1, refresh1 := f.userTokens("sid-1")
 	access2, refresh2 := f.userTokens("sid-2")
-	svcToken, _ := f.clientToken(nil)
+	svcToken := f.clientToken(nil)
 
 	t.Run("answers 200 and does nothing for another client's token", func(t *testing.T) {
 		res := revoke(mobile, svcToken)
@@ -232,10 +232,10 @@ func TestRevoke(t *testing.T) {
 
 func TestVerify(t *testing.T) {
 	f := newFixture(t)
-	client, _ := f.clientToken(func(c *tokens.Claims) { c.Scope = []string{"read", "write"} })
+	client := f.clientToken(func(c *tokens.Claims) { c.Scope = []string{"read", "write"} })
 	access, refresh := f.userTokens("sid-1")
 	session := f.mint(&tokens.Claims{Kind: tokens.Session, Subject: "game", ClientID: "game", ID: "jti-session"}, tokens.FormatHS512, "")
-	revoked, _ := f.clientToken(func(c *tokens.Claims) { c.ID = "jti-revoked" })
+	revoked := f.clientToken(func(c *tokens.Claims) { c.ID = "jti-revoked" })
 	if err := f.Revoke(t.Context(), credstore.Revocation{ID: "jti-revoked", ExpiresAt: now.Add(time.Hour)}); err != nil {
 		t.Fatal(err)
 	}
@@ -311,7 +311,7 @@ func TestDiscovery(t *testing.T) {
 			}
 		}
 		// An independent library verifies a token with the published key alone.
-		tok, _ := f.clientToken(nil)
+		tok := f.clientToken(nil)
 		jws, err := jose.ParseSignedCompact(tok, []jose.SignatureAlgorithm{jose.ES256})
 		if err != nil {
 			t.Fatal(err)

@@ -2,7 +2,7 @@ package revocations
 
 import (
 	"github.com/tokensmith/tokensmith/internal/credstore"
-	"github.com/tokensmith/tokensmith/server/internal/servertest"
+	st "github.com/tokensmith/tokensmith/server/internal/servertest"
 )
 
 // Fixtures shared with server/resource's tests, which live in another package.
@@ -31,6 +31,6 @@ func userDocs(disabled bool) []credstore.UserVerifier {
 	}
 }
 
-func form(kv ...string) string { return servertest.Form(kv...) }
+func form(kv ...string) string { return st.Form(kv...) }
 
-func basic(id, secret string) string { return servertest.Basic(id, secret) }
+func basic(id, secret string) string { return st.Basic(id, secret) }

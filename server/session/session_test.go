@@ -17,10 +17,11 @@ import (
 
 const issuer = "https://tokensmith.test"
 
-func fixture(t testing.TB, alg Alg) (http.Handler, *index.Snapshot) {
+func fixture(tb testing.TB, alg Alg) (http.Handler, *index.Snapshot) {
+	tb.Helper()
 	expired := st.Now.Add(-time.Minute)
 	later := st.Now.Add(time.Hour)
-	snap := st.Snapshot(t, []credstore.ClientVerifier{
+	snap := st.Snapshot(tb, []credstore.ClientVerifier{
 		{ClientID: "game", NumericID: 4242, GrantTypes: []string{"session"}, Scopes: []string{"play"}, Secrets: []credstore.SecretDigests{
 			{APIKey: st.Digest(credstore.PurposeAPIKey, "po2_new"), APISecret: st.Digest(credstore.PurposeAPISecret, "sandbox_new")},
 			{APIKey: st.Digest(credstore.PurposeAPIKey, "po2_prev"), APISecret: st.Digest(credstore.PurposeAPISecret, "sandbox_prev"), ExpiresAt: &later},
@@ -32,7 +33,7 @@ func fixture(t testing.TB, alg Alg) (http.Handler, *index.Snapshot) {
 		{ClientID: "machine", NumericID: 9, GrantTypes: []string{"client_credentials"}, Secrets: []credstore.SecretDigests{
 			{APIKey: st.Digest(credstore.PurposeAPIKey, "k9"), APISecret: st.Digest(credstore.PurposeAPISecret, "s9")},
 		}},
-	}, nil, st.Keys(t))
+	}, nil, st.Keys(tb))
 	r := mux.NewRouter()
 	New(httpx.Deps{Snapshot: func() *index.Snapshot { return snap }, Issuer: issuer, Now: func() time.Time { return st.Now }}, alg).Mount(httpx.NewRouter(r, nil))
 	return r, snap

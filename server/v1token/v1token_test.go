@@ -27,9 +27,10 @@ const (
 	bad401 = `{"error":{"code":"401021","code_reason":"invalid_client","message":"Invalid client_id, client_secret, or session_key"}}`
 )
 
-func newFixture(t testing.TB) (http.Handler, *index.Snapshot) {
+func newFixture(tb testing.TB) (http.Handler, *index.Snapshot) {
+	tb.Helper()
 	later := st.Now.Add(time.Hour)
-	snap := st.Snapshot(t, []credstore.ClientVerifier{
+	snap := st.Snapshot(tb, []credstore.ClientVerifier{
 		{ClientID: "billing", GrantTypes: []string{"client_credentials"}, TokenFormat: "opaque", Scopes: []string{"invoices:read"}, Secrets: []credstore.SecretDigests{
 			{ClientSecret: credstore.DigestOf(credstore.PurposeClientSecret, "new-secret")},
 			{ClientSecret: credstore.DigestOf(credstore.PurposeClientSecret, "old-secret"), ExpiresAt: &later},
@@ -37,7 +38,7 @@ func newFixture(t testing.TB) (http.Handler, *index.Snapshot) {
 		{ClientID: "reports", GrantTypes: []string{"client_credentials"}, TokenFormat: "jwt", AccessTokenTTL: credstore.Duration(15 * time.Minute),
 			Secrets: []credstore.SecretDigests{{ClientSecret: credstore.DigestOf(credstore.PurposeClientSecret, "r-secret")}}},
 		{ClientID: "game", GrantTypes: []string{"session"}, Secrets: []credstore.SecretDigests{{ClientSecret: credstore.DigestOf(credstore.PurposeClientSecret, "g-secret")}}},
-	}, nil, st.Keys(t))
+	}, nil, st.Keys(tb))
 	r := mux.NewRouter()
 	h := New(httpx.Deps{Snapshot: func() *index.Snapshot { return snap }, Issuer: issuer, Now: func() time.Time { return st.Now }})
 	h.Mount(httpx.NewRouter(r, nil))

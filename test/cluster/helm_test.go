@@ -396,6 +396,7 @@ func podLogs(ctx context.Context, t *testing.T, k kube) map[string]string {
 // dumpState logs what an operator would look at when an install fails: pods,
 // their containers' states and logs, events, and the node's component logs.
 func dumpState(t *testing.T, k kube) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if pods, err := k.cs.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{}); err == nil {

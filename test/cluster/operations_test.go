@@ -354,6 +354,7 @@ func buildPreviousRelease(ctx context.Context, t *testing.T) *chart.Chart {
 // applyClient creates (or keeps) a client_credentials OAuthClient with an
 // opaque token format in the app namespace and returns its name.
 func applyClient(ctx context.Context, t *testing.T, k kube, name string, mutate func(*authv1alpha1.OAuthClient)) string {
+	t.Helper()
 	o := &authv1alpha1.OAuthClient{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: appNamespace},
 		Spec: authv1alpha1.OAuthClientSpec{GrantTypes: []authv1alpha1.GrantType{authv1alpha1.GrantClientCredentials}, Scopes: []string{"invoices:read"}, TokenFormat: authv1alpha1.TokenFormatOpaque}}
 	if mutate != nil {

@@ -202,6 +202,7 @@ func expectOK(t *testing.T, dialect string, resp *http.Response) {
 }
 
 func freeAddr(t *testing.T) string {
+	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -107,6 +107,7 @@ func clientDoc(id string) credstore.ClientVerifier {
 }
 
 func keys(t *testing.T) *keyset.Set {
+	t.Helper()
 	s := &keyset.Set{}
 	if _, err := s.Reconcile(time.Now(), 0, 0); err != nil {
 		t.Fatal(err)

@@ -26,21 +26,21 @@ var Cheap = password.Params{MemoryKiB: 64, Iterations: 1, Parallelism: 1}
 var Now = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
 // Keys returns a complete key set.
-func Keys(t testing.TB) *keyset.Set {
-	t.Helper()
+func Keys(tb testing.TB) *keyset.Set {
+	tb.Helper()
 	s := &keyset.Set{}
 	if _, err := s.Reconcile(Now.Add(-time.Hour), 0, 0); err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	return s
 }
 
 // Hash hashes pw with Cheap parameters.
-func Hash(t testing.TB, pw string) string {
-	t.Helper()
+func Hash(tb testing.TB, pw string) string {
+	tb.Helper()
 	h, err := password.Hash(pw, Cheap)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	return h
 }
@@ -52,11 +52,11 @@ func Digest(purpose, secret string) *credstore.Digest {
 }
 
 // Snapshot builds a snapshot or fails the test.
-func Snapshot(t testing.TB, clients []credstore.ClientVerifier, users []credstore.UserVerifier, keys *keyset.Set) *index.Snapshot {
-	t.Helper()
+func Snapshot(tb testing.TB, clients []credstore.ClientVerifier, users []credstore.UserVerifier, keys *keyset.Set) *index.Snapshot {
+	tb.Helper()
 	s, err := index.NewSnapshot(clients, users, keys, nil)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	return s
 }
