@@ -91,6 +91,8 @@ func parseControllerFlags(args []string, stderr io.Writer) (*controllerFlags, er
 	fs.IntVar(&m.ConcurrentReconciles, "concurrent-reconciles", m.ConcurrentReconciles, "How many OAuthClients, and separately how many Users, are reconciled at once.")
 	fs.Float64Var(&f.KubeAPIQPS, "kube-api-qps", f.KubeAPIQPS, "Client-side limit of API server requests per second; negative: none, the API server's Priority and Fairness alone.")
 	fs.IntVar(&f.KubeAPIBurst, "kube-api-burst", f.KubeAPIBurst, "Requests allowed at once above --kube-api-qps; 0: twice --kube-api-qps.")
+	fs.BoolVar(&o.DenyUnlessAllowed, "deny-unless-allowed", o.DenyUnlessAllowed, "Deny every OAuthClient and User no TokenPolicy allows, even while no TokenPolicy exists.")
+	fs.StringVar(&o.PolicySnapshotName, "policy-snapshot", o.PolicySnapshotName, "Name of the TokenPolicySnapshot the admission policy reads (the chart's fullname). Default: tokensmith.")
 	f.zap.BindFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return nil, err

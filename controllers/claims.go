@@ -81,7 +81,8 @@ var clientClaimKind = claimKind{
 	verifierType: credstore.TypeClientVerifier,
 	serves: func(doc []byte, key string) bool {
 		var v credstore.ClientVerifier
-		return credstore.Decode(doc, &v) == nil &&
+		// A verifier marked policyDenied serves nothing, and holds nothing.
+		return credstore.Decode(doc, &v) == nil && !v.PolicyDenied &&
 			(claimClientID(v.ClientID) == key || v.NumericID != 0 && claimNumericID(v.NumericID) == key)
 	},
 }
@@ -101,7 +102,8 @@ var userClaimKind = claimKind{
 	verifierType: credstore.TypeUserVerifier,
 	serves: func(doc []byte, key string) bool {
 		var v credstore.UserVerifier
-		return credstore.Decode(doc, &v) == nil && claimUsername(v.Username) == key
+		// A verifier marked policyDenied serves nothing, and holds nothing.
+		return credstore.Decode(doc, &v) == nil && claimUsername(v.Username) == key && !v.PolicyDenied
 	},
 }
 

@@ -12,6 +12,13 @@
 // by age. Only Secrets tokensmith created carry an owner reference; an
 // existing Secret is written to only when it may be adopted (adoptProblem).
 //
+// TokenPolicies bound what each namespace's objects may claim (policy.go,
+// decided by internal/tenancy): an object no policy allows is judged before it
+// claims anything, gets Ready=False, reason PolicyDenied, and its verifier is
+// kept but marked policyDenied (the token server serves it as absent). The
+// TokenPolicySnapshot reconciler copies every TokenPolicy into the one object
+// the chart's admission policy reads.
+//
 // Rules every reconciler here follows:
 //   - credentials are never regenerated: a Secret is created only after the API
 //     server (not the cache) says it does not exist, and AlreadyExists means

@@ -46,6 +46,10 @@ func (r *oauthClientReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 func (r *oauthClientReconciler) reconcileClient(ctx context.Context, oc *authv1alpha1.OAuthClient) (ctrl.Result, error) {
 	now := r.Options.now()
 	oc.Status.ObservedGeneration = oc.Generation
+	// Policies first: a client no TokenPolicy allows claims and issues nothing.
+	if denied, err := r.denyClient(ctx, oc); err != nil || denied {
+		return ctrl.Result{}, err
+	}
 	secretKey := types.NamespacedName{Namespace: oc.Namespace, Name: desired.ConsumerSecretName(oc)}
 	named := oc.Status.SecretName == secretKey.Name
 	oc.Status.SecretName = secretKey.Name

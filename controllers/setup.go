@@ -53,6 +53,12 @@ type Options struct {
 	KeyRetention time.Duration
 	// Now is the clock; nil means time.Now. Tests inject one to cross expiries.
 	Now func() time.Time
+	// DenyUnlessAllowed denies every OAuthClient and User no TokenPolicy
+	// allows, even while no TokenPolicy exists (the chart's tenancy.denyUnlessAllowed).
+	DenyUnlessAllowed bool
+	// PolicySnapshotName names the TokenPolicySnapshot the admission policy
+	// reads; "" means tenancy.DefaultSnapshotName.
+	PolicySnapshotName string
 }
 
 // Defaults of Options and of the controller's flags.
@@ -270,6 +276,10 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	u := &userReconciler{credentialReconciler: base}
 	if err := u.SetupWithManager(mgr, watch); err != nil {
 		return fmt.Errorf("controllers: setting up the User controller: %w", err)
+	}
+	ps := &PolicySnapshotReconciler{Client: mgr.GetClient(), Options: opts}
+	if err := ps.SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("controllers: setting up the TokenPolicySnapshot controller: %w", err)
 	}
 	sk := &signingKeysReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Options: opts}
 	if err := sk.SetupWithManager(mgr); err != nil {

@@ -51,6 +51,10 @@ func (r *userReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 func (r *userReconciler) reconcileUser(ctx context.Context, u *authv1alpha1.User) (ctrl.Result, error) {
 	now := r.Options.now()
 	u.Status.ObservedGeneration = u.Generation
+	// Policies first: a User no TokenPolicy allows claims and issues nothing.
+	if denied, err := r.denyUser(ctx, u); err != nil || denied {
+		return ctrl.Result{}, err
+	}
 	claims := userClaims(u)
 	if taken, err := r.claims().acquire(ctx, u, claims); err != nil || taken != "" {
 		return ctrl.Result{}, r.lifecycle().refuseConflict(ctx, u, now, taken, err)

@@ -160,7 +160,8 @@ func forEachItem(list client.ObjectList, f func(client.Object)) error {
 // newSecretMetadataWatch).
 func watchKind(mgr ctrl.Manager, metaCache cache.Cache, name, serverNamespace string, kind claimKind, r reconcile.Reconciler) error {
 	m := secretMapper{reader: mgr.GetCache(), serverNamespace: serverNamespace, kind: kind}
-	return ctrl.NewControllerManagedBy(mgr).
+	b := policyWatches(ctrl.NewControllerManagedBy(mgr), mgr.GetCache(), kind.newList)
+	return b.
 		Named(name).
 		For(kind.newObject()).
 		Watches(kind.newObject(), handler.EnqueueRequestsFromMapFunc(kind.otherClaimants(mgr.GetCache()))).

@@ -246,8 +246,12 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 				}
 			}
 			s.metrics.latency.WithLabelValues(req.area.Name, methodLabel(r.Method), statusLabel(rec.status)).Observe(time.Since(start).Seconds())
-			s.o.Logger.V(1).Info("request", "requestID", id, "method", r.Method, "path", r.URL.Path,
-				"dialect", req.area.Name, "client", req.client.String(), "status", rec.status, "duration", time.Since(start).String())
+			// The access log is off unless -v: its arguments (strings, boxed
+			// ints) were built for every request even then.
+			if log := s.o.Logger.V(1); log.Enabled() {
+				log.Info("request", "requestID", id, "method", r.Method, "path", r.URL.Path,
+					"dialect", req.area.Name, "client", req.client.String(), "status", rec.status, "duration", time.Since(start).String())
+			}
 		}()
 		next.ServeHTTP(rec, r.WithContext(context.WithValue(r.Context(), requestKey{}, req)))
 	})
@@ -278,6 +282,14 @@ func methodLabel(m string) string {
 // statusLabel keeps the code label within the 100-599 a handler can write
 // (net/http refuses anything else), so it too comes from a fixed set.
 func statusLabel(code int) string {
+	switch code {
+	case http.StatusOK:
+		return "200" // most answers: no conversion
+	case http.StatusBadRequest:
+		return "400"
+	case http.StatusUnauthorized:
+		return "401"
+	}
 	if code < 100 || code > 599 {
 		return "other"
 	}

@@ -35,6 +35,12 @@ const (
 	// ReasonDisabled surfaces when a User has spec.disabled set: its verifier is
 	// kept so that every token it holds fails, and no new login succeeds.
 	ReasonDisabled = "Disabled"
+
+	// ReasonPolicyDenied surfaces when TokenPolicies exist and none that selects
+	// the object's namespace allows all of its spec (the message names the rule).
+	// The token server stops issuing for it; its credentials are kept, so that a
+	// policy that allows it again restores it unchanged.
+	ReasonPolicyDenied = "PolicyDenied"
 )
 
 // Annotations and labels that are part of the API.

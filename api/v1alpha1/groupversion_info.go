@@ -1,5 +1,7 @@
 // Package v1alpha1 holds the tokensmith API: OAuthClient (machines) and User
-// (people and devices), in group auth.tokensmith.io.
+// (people and devices), in group auth.tokensmith.io; TokenPolicy (cluster-scoped)
+// bounds what each namespace's objects may claim, and TokenPolicySnapshot is the
+// controller's copy of every TokenPolicy that admission reads.
 //
 // The package imports only apimachinery so that clients can depend on it cheaply.
 //
@@ -25,7 +27,8 @@ var (
 )
 
 func addKnownTypes(s *runtime.Scheme) error {
-	s.AddKnownTypes(GroupVersion, &OAuthClient{}, &OAuthClientList{}, &User{}, &UserList{})
+	s.AddKnownTypes(GroupVersion, &OAuthClient{}, &OAuthClientList{}, &User{}, &UserList{},
+		&TokenPolicy{}, &TokenPolicyList{}, &TokenPolicySnapshot{}, &TokenPolicySnapshotList{})
 	metav1.AddToGroupVersion(s, GroupVersion)
 	return nil
 }

@@ -379,6 +379,11 @@ func TestRBACLeastPrivilege(t *testing.T) {
 		{"the controller cannot create pods", controllerSA, access{namespace: releaseNamespace, verb: "create", resource: "pods"}, false},
 		{"the controller cannot read ConfigMaps", controllerSA, access{namespace: otherNamespace, verb: "get", resource: "configmaps"}, false},
 		{"the controller cannot grant itself more RBAC", controllerSA, access{verb: "create", group: "rbac.authorization.k8s.io", resource: "clusterrolebindings"}, false},
+		{"the controller can watch TokenPolicies", controllerSA, access{verb: "watch", group: auth, resource: "tokenpolicies"}, true},
+		{"the controller cannot change a TokenPolicy", controllerSA, access{verb: "update", group: auth, resource: "tokenpolicies", name: "team-a"}, false},
+		{"the controller can update the TokenPolicySnapshot", controllerSA, access{verb: "update", group: auth, resource: "tokenpolicysnapshots", name: "tokensmith"}, true},
+		{"the controller can watch Namespaces (their labels select TokenPolicies)", controllerSA, access{verb: "watch", resource: "namespaces"}, true},
+		{"the controller cannot label Namespaces", controllerSA, access{verb: "patch", resource: "namespaces", name: otherNamespace}, false},
 		{"the controller cannot edit CRDs", controllerSA, access{verb: "update", group: "apiextensions.k8s.io", resource: "customresourcedefinitions", name: "users.auth.tokensmith.io"}, false},
 	}
 	ctx := context.Background()

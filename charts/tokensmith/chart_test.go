@@ -244,7 +244,8 @@ func TestValuesSchemaRejectsMistakes(t *testing.T) {
 }
 
 func TestEveryNamespacedObjectIsInTheReleaseNamespace(t *testing.T) {
-	clusterScoped := map[string]bool{"ClusterRole": true, "ClusterRoleBinding": true, "CustomResourceDefinition": true}
+	clusterScoped := map[string]bool{"ClusterRole": true, "ClusterRoleBinding": true, "CustomResourceDefinition": true,
+		"ValidatingAdmissionPolicy": true, "ValidatingAdmissionPolicyBinding": true}
 	for _, vs := range valueSets {
 		t.Run(vs.name, func(t *testing.T) {
 			for _, o := range render(t, vs.values) {
@@ -564,8 +565,8 @@ func checkProbesAndNamespace(t *testing.T, name string, pod *corev1.PodSpec) {
 
 func TestCRDsAreKeptAndOptional(t *testing.T) {
 	crds := ofKind(render(t, ""), "CustomResourceDefinition")
-	if len(crds) != 2 {
-		t.Fatalf("%d CRDs rendered, want 2", len(crds))
+	if len(crds) != 4 {
+		t.Fatalf("%d CRDs rendered, want 4", len(crds))
 	}
 	for _, crd := range crds {
 		if crd.GetAnnotations()["helm.sh/resource-policy"] != "keep" {

@@ -1,8 +1,10 @@
 package chart_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"os"
 	"reflect"
 	"testing"
 
@@ -12,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/kustomize/api/krusty"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
+	"sigs.k8s.io/yaml"
 )
 
 // The kustomize install (config/default) is the chart's twin for people who do
@@ -140,5 +143,47 @@ func TestSamplesAcceptedByAPIServer(t *testing.T) {
 	}
 	if kinds["OAuthClient"] < 3 || kinds["User"] < 1 {
 		t.Errorf("samples hold %v; want an OAuthClient per dialect and a User", kinds)
+	}
+}
+
+// TestKustomizeAdmissionPolicyMatchesChart: config/admission holds the
+// chart's default ValidatingAdmissionPolicies and bindings. After changing
+// the chart's, run this test with UPDATE_KUSTOMIZE_ADMISSION=1 to rewrite it.
+func TestKustomizeAdmissionPolicyMatchesChart(t *testing.T) {
+	const path = "../../config/admission/admission_policy.yaml"
+	kinds := []string{"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"}
+	chart := render(t, "")
+	if os.Getenv("UPDATE_KUSTOMIZE_ADMISSION") != "" {
+		var out bytes.Buffer
+		out.WriteString("# The chart's default admission policies (charts/tokensmith/templates/admission-policy.yaml),\n" +
+			"# written by TestKustomizeAdmissionPolicyMatchesChart with UPDATE_KUSTOMIZE_ADMISSION=1; do not edit.\n")
+		for _, kind := range kinds {
+			for _, o := range ofKind(chart, kind) {
+				o = o.DeepCopy()
+				o.SetLabels(nil)
+				b, err := yaml.Marshal(o.Object)
+				if err != nil {
+					t.Fatal(err)
+				}
+				out.WriteString("---\n")
+				out.Write(b)
+			}
+		}
+		if err := os.WriteFile(path, out.Bytes(), 0o644); err != nil { //nolint:gosec // a manifest in the repository
+			t.Fatal(err)
+		}
+	}
+	kust := kustomizeBuild(t, "../../config/default")
+	for _, kind := range kinds {
+		k, h := ofKind(kust, kind), ofKind(chart, kind)
+		if len(k) != len(h) || len(h) == 0 {
+			t.Errorf("%d %ss in config/default, %d in the chart", len(k), kind, len(h))
+		}
+		for _, ko := range k {
+			ho := find(h, kind, ko.GetName())
+			if ho == nil || !reflect.DeepEqual(normalize(t, ko.Object["spec"]), normalize(t, ho.Object["spec"])) {
+				t.Errorf("%s %s differs from the chart's: run this test with UPDATE_KUSTOMIZE_ADMISSION=1", kind, ko.GetName())
+			}
+		}
 	}
 }

@@ -28,10 +28,7 @@ func startBaselines(clients []clientCred) (string, func(), error) {
 	}
 	header := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"ES256","typ":"JWT","kid":"bare"}`))
 	mux := http.NewServeMux()
-	mux.HandleFunc("/trivial", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write([]byte(`{"ok":true}`))
-	})
+	mux.HandleFunc("/trivial", trivialHandler)
 	mux.HandleFunc("POST /bare", func(w http.ResponseWriter, r *http.Request) {
 		id, sec := r.PostFormValue("client_id"), r.PostFormValue("client_secret")
 		d, ok := digests[id]

@@ -37,6 +37,7 @@ type clientCred struct {
 type fixtures struct {
 	clients []clientCred
 	users   []string // usernames; every one has userPassword
+	phc     string   // the users' shared argon2id hash of userPassword
 }
 
 func verifierSecret(name, typ, owner string, doc []byte) *corev1.Secret {
@@ -58,40 +59,54 @@ func verifierSecret(name, typ, owner string, doc []byte) *corev1.Secret {
 // signing-keys Secret into the server namespace with parallel creates. Users
 // share one precomputed argon2id hash (password.Default) of userPassword.
 func writeFixtures(ctx context.Context, c client.Client, nClients, nUsers, par int) (*fixtures, time.Duration, error) {
-	start := time.Now()
-	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: serverNamespace}}); err != nil && !apierrors.IsAlreadyExists(err) {
-		return nil, 0, err
-	}
-	set := &keyset.Set{}
-	if _, err := set.Reconcile(time.Now(), 720*time.Hour, 8800*time.Hour); err != nil {
-		return nil, 0, err
-	}
-	doc, err := credstore.Encode(set)
-	if err != nil {
-		return nil, 0, err
-	}
-	ks := verifierSecret(credstore.SigningKeysSecretName, credstore.TypeSigningKeys, "", doc)
-	delete(ks.Annotations, credstore.AnnotationOwner)
-	if err := c.Create(ctx, ks); err != nil && !apierrors.IsAlreadyExists(err) {
-		return nil, 0, err
-	}
+	return growFixtures(ctx, c, nil, nClients, nUsers, par)
+}
 
-	phc, err := password.Hash(userPassword, password.Default)
-	if err != nil {
-		return nil, 0, err
+// growFixtures writes the verifiers f lacks up to nClients and nUsers (all of
+// them, the namespace and the signing keys when f is nil) and returns f grown.
+// Objects are made by the writers as they go, so that 100,000 of them are
+// never all in memory at once.
+func growFixtures(ctx context.Context, c client.Client, f *fixtures, nClients, nUsers, par int) (*fixtures, time.Duration, error) {
+	start := time.Now()
+	if f == nil {
+		if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: serverNamespace}}); err != nil && !apierrors.IsAlreadyExists(err) {
+			return nil, 0, err
+		}
+		set := &keyset.Set{}
+		if _, err := set.Reconcile(time.Now(), 720*time.Hour, 8800*time.Hour); err != nil {
+			return nil, 0, err
+		}
+		doc, err := credstore.Encode(set)
+		if err != nil {
+			return nil, 0, err
+		}
+		ks := verifierSecret(credstore.SigningKeysSecretName, credstore.TypeSigningKeys, "", doc)
+		delete(ks.Annotations, credstore.AnnotationOwner)
+		if err := c.Create(ctx, ks); err != nil && !apierrors.IsAlreadyExists(err) {
+			return nil, 0, err
+		}
+		phc, err := password.Hash(userPassword, password.Default)
+		if err != nil {
+			return nil, 0, err
+		}
+		f = &fixtures{phc: phc}
 	}
-	f := &fixtures{clients: make([]clientCred, nClients), users: make([]string, nUsers)}
-	objs := make([]*corev1.Secret, 0, nClients+nUsers)
-	for i := range nClients {
+	c0, u0 := len(f.clients), len(f.users)
+	for i := c0; i < nClients; i++ {
 		sec, err := credstore.RandomSecret(32)
 		if err != nil {
 			return nil, 0, err
 		}
 		key, _ := credstore.RandomSecret(16)
 		apisec, _ := credstore.RandomSecret(32)
-		cc := clientCred{ID: fmt.Sprintf("bc-%05d", i), Secret: sec, NumericID: int64(numericBase + i), APIKey: key, APISec: apisec, Opaque: i%2 == 1}
-		f.clients[i] = cc
-		kd, ad := credstore.DigestOf(credstore.PurposeAPIKey, key), credstore.DigestOf(credstore.PurposeAPISecret, apisec)
+		f.clients = append(f.clients, clientCred{ID: fmt.Sprintf("bc-%05d", i), Secret: sec, NumericID: int64(numericBase + i), APIKey: key, APISec: apisec, Opaque: i%2 == 1})
+	}
+	for i := u0; i < nUsers; i++ {
+		f.users = append(f.users, fmt.Sprintf("user-%05d@bench.test", i))
+	}
+	clientObj := func(i int) (*corev1.Secret, error) {
+		cc := f.clients[i]
+		kd, ad := credstore.DigestOf(credstore.PurposeAPIKey, cc.APIKey), credstore.DigestOf(credstore.PurposeAPISecret, cc.APISec)
 		format := "jwt"
 		if cc.Opaque {
 			format = "opaque"
@@ -102,28 +117,28 @@ func writeFixtures(ctx context.Context, c client.Client, nClients, nUsers, par i
 			GrantTypes:  []string{"client_credentials", "session", "password", "refresh_token"},
 			Scopes:      []string{"read", "write"},
 			TokenFormat: format,
-			Secrets:     []credstore.SecretDigests{{ClientSecret: credstore.DigestOf(credstore.PurposeClientSecret, sec), APIKey: &kd, APISecret: &ad}},
+			Secrets:     []credstore.SecretDigests{{ClientSecret: credstore.DigestOf(credstore.PurposeClientSecret, cc.Secret), APIKey: &kd, APISecret: &ad}},
 		}
 		doc, err := credstore.Encode(v)
 		if err != nil {
-			return nil, 0, err
+			return nil, err
 		}
-		objs = append(objs, verifierSecret(credstore.ClientVerifierName("bench", name), credstore.TypeClientVerifier, "bench/"+name, doc))
+		return verifierSecret(credstore.ClientVerifierName("bench", name), credstore.TypeClientVerifier, "bench/"+name, doc), nil
 	}
-	for i := range nUsers {
+	userObj := func(i int) (*corev1.Secret, error) {
 		name := fmt.Sprintf("bench-user-%05d", i)
-		f.users[i] = fmt.Sprintf("user-%05d@bench.test", i)
 		v := credstore.UserVerifier{
-			Namespace: "bench", Name: name, Username: f.users[i], PasswordHash: phc,
+			Namespace: "bench", Name: name, Username: f.users[i], PasswordHash: f.phc,
 			Scopes: []string{"read", "write"}, CredentialGeneration: 1, PasswordSource: "bench/1",
 			KnownDevices: []string{"bench-device"},
 		}
 		doc, err := credstore.Encode(v)
 		if err != nil {
-			return nil, 0, err
+			return nil, err
 		}
-		objs = append(objs, verifierSecret(credstore.UserVerifierName("bench", name), credstore.TypeUserVerifier, "bench/"+name, doc))
+		return verifierSecret(credstore.UserVerifierName("bench", name), credstore.TypeUserVerifier, "bench/"+name, doc), nil
 	}
+	nc, total := nClients-c0, (nClients-c0)+(nUsers-u0)
 	var (
 		wg   sync.WaitGroup
 		next atomic.Int64
@@ -135,10 +150,20 @@ func writeFixtures(ctx context.Context, c client.Client, nClients, nUsers, par i
 			defer wg.Done()
 			for {
 				i := int(next.Add(1)) - 1
-				if i >= len(objs) {
+				if i >= total || fail.Load() != nil {
 					return
 				}
-				if err := c.Create(ctx, objs[i]); err != nil && !apierrors.IsAlreadyExists(err) {
+				var obj *corev1.Secret
+				var err error
+				if i < nc {
+					obj, err = clientObj(c0 + i)
+				} else {
+					obj, err = userObj(u0 + i - nc)
+				}
+				if err == nil {
+					err = c.Create(ctx, obj)
+				}
+				if err != nil && !apierrors.IsAlreadyExists(err) {
 					fail.CompareAndSwap(nil, err)
 				}
 			}

@@ -33,7 +33,10 @@ type Result struct {
 	Ratio     float64 `json:"ratio_to_baseline"`
 	// GCShare is the share of the process's CPU capacity spent in the garbage collector during the run.
 	GCShare float64 `json:"gc_cpu_share"`
-	Note    string  `json:"note,omitempty"`
+	// ServerCPUSec is the server process's CPU time during the timed window
+	// (rows whose server runs as a process of its own).
+	ServerCPUSec float64 `json:"server_cpu_seconds,omitempty"`
+	Note         string  `json:"note,omitempty"`
 }
 
 func newHTTPClient(conns int) *http.Client {
@@ -60,6 +63,13 @@ func doOne(c *http.Client, req *http.Request) (bool, error) {
 
 // closedLoop runs conc workers issuing requests back to back for d.
 func closedLoop(name string, c *http.Client, conc int, d time.Duration, build reqFunc) Result {
+	return closedLoopProbe(name, c, conc, d, build, nil)
+}
+
+// closedLoopProbe is closedLoop that also reads serverCPU, when set, just
+// before the timed window opens and once every request of it has been
+// answered: Result.ServerCPUSec is the difference.
+func closedLoopProbe(name string, c *http.Client, conc int, d time.Duration, build reqFunc, serverCPU func() float64) Result {
 	var (
 		wg       sync.WaitGroup
 		errs     atomic.Int64
@@ -68,6 +78,10 @@ func closedLoop(name string, c *http.Client, conc int, d time.Duration, build re
 	)
 	// Warm up connections.
 	warm(c, conc, build)
+	var cpu0 float64
+	if serverCPU != nil {
+		cpu0 = serverCPU()
+	}
 	g0 := gcCPU()
 	start := time.Now()
 	deadline := start.Add(d)
@@ -100,8 +114,15 @@ func closedLoop(name string, c *http.Client, conc int, d time.Duration, build re
 	}
 	wg.Wait()
 	el := time.Since(start)
+	var cpu1 float64
+	if serverCPU != nil {
+		cpu1 = serverCPU()
+	}
 	r := summarize(name, conc, el, lat, errs.Load())
 	r.GCShare = (gcCPU() - g0) / (el.Seconds() * float64(runtime.GOMAXPROCS(0)))
+	if serverCPU != nil {
+		r.ServerCPUSec = cpu1 - cpu0
+	}
 	if s, ok := firstErr.Load().(string); ok {
 		r.Note = "first error: " + s
 	}

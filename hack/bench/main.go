@@ -24,6 +24,7 @@ import (
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/tokensmith/tokensmith/controllers"
 	"github.com/tokensmith/tokensmith/internal/testenv"
@@ -46,6 +47,7 @@ type report struct {
 	Argon2PerS  float64           `json:"argon2id_verifications_per_second,omitempty"`
 	Memory      *MemResult        `json:"memory,omitempty"`
 	Controller  *ControllerResult `json:"controller,omitempty"`
+	CPU         *CPUPhase         `json:"per_core,omitempty"`
 	Missing     []string          `json:"missing,omitempty"`
 	TotalSec    float64           `json:"total_seconds"`
 }
@@ -61,6 +63,9 @@ type MemResult struct {
 
 // splitRows is -split.
 var splitRows bool
+
+// cpuRounds is -cpu-rounds.
+var cpuRounds = 1
 
 // runSplitRows measures the trivial baseline, v1 client credentials (ES256)
 // and the session dialect with the load generator in a child process on its
@@ -119,7 +124,7 @@ func main() {
 		nUsers   = flag.Int("users", 10000, "user verifiers to load")
 		conc     = flag.Int("c", 32, "concurrent workers per endpoint")
 		dur      = flag.Duration("d", 5*time.Second, "duration per endpoint")
-		only     = flag.String("only", "", "comma-separated phases to run (default all): load,password,memory,controller,profile")
+		only     = flag.String("only", "", "comma-separated phases to run (default all): cpu,allocs,load,password,memory,controller,profile")
 		out      = flag.String("out", "bench/results", "results directory (relative to the repository root)")
 		nCtrl    = flag.Int("controller-clients", 1000, "OAuthClients applied in the controller phase")
 		samples  = flag.Int("served-samples", 20, "change-to-served samples")
@@ -128,8 +133,28 @@ func main() {
 		ctrlWork = flag.Int("controller-workers", 0, "concurrent reconciles per controller (0: the default of --concurrent-reconciles)")
 		split    = flag.Bool("split", true, "also run the key rows with the load generator in a child process on its own CPU (taskset), the servers on the others")
 		gen      = flag.Bool("generator", false, "internal: run as the split rows' load generator")
+		trivial  = flag.String("serve-trivial", "", "internal: serve the trivial handler alone on this address")
+		rounds   = flag.Int("cpu-rounds", 1, "rounds of the per-core phase (tokens per server CPU-second); more show the spread")
+		symbols  = flag.Bool("symbols", false, "build the measured tokensmith binary with symbols (for perf record -p)")
+		scale    = flag.Bool("scale", false, "run the scale curve (-scale-points) instead of the other phases")
+		points   = flag.String("scale-points", "1000,10000,100000", "OAuthClient verifiers (and as many User verifiers) at each point of -scale")
 	)
 	flag.Parse()
+	keepSymbols = *symbols
+	if *trivial != "" {
+		if err := serveTrivial(*trivial); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		return
+	}
+	if *scale {
+		if err := runScale(*points, *conc, *dur, *samples, *out); err != nil {
+			logf("FAILED: %v", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if *gen {
 		if err := runGenerator(); err != nil {
 			fmt.Fprintln(os.Stderr, err)
@@ -149,6 +174,7 @@ func main() {
 		}
 		return false
 	}
+	cpuRounds = *rounds
 	if err := run(*nClients, *nUsers, *conc, *dur, phase, *out, *nCtrl, *samples, float32(*ctrlQPS), *ctrlBur, *ctrlWork); err != nil {
 		logf("FAILED: %v", err)
 		os.Exit(1)
@@ -244,6 +270,28 @@ func run(nClients, nUsers, conc int, dur time.Duration, phase func(string) bool,
 		logf("memory: server heap delta %.1f MiB (process heap %.1f MiB, RSS %.1f MiB)", rep.Memory.ServerHeapMiB, rep.Memory.HeapLoadedMiB, rep.Memory.ProcessRSSMiB)
 	} else {
 		rep.Missing = append(rep.Missing, "memory (skipped by -only)")
+	}
+
+	if phase("cpu") || phase("allocs") {
+		rep.CPU = &CPUPhase{}
+	}
+	if phase("cpu") {
+		if sp := newSplitter(); sp == nil {
+			rep.Missing = append(rep.Missing, "per-core phase (fewer than 2 CPUs or no taskset)")
+		} else if ph, err := perCore(env, root, fx, conc, dur, sp); err != nil {
+			rep.Missing = append(rep.Missing, "per-core phase: "+err.Error())
+			logf("per-core phase: %v", err)
+		} else {
+			rep.CPU = ph
+		}
+	}
+	if phase("allocs") {
+		logf("allocations per request: go test ./server -bench Handler -benchmem")
+		if a, err := handlerAllocs(root); err != nil {
+			rep.Missing = append(rep.Missing, "allocations: "+err.Error())
+		} else {
+			rep.CPU.Allocs = a
+		}
 	}
 
 	baseBase, stopBase, err := startBaselines(fx.clients)
@@ -417,6 +465,25 @@ func run(nClients, nUsers, conc int, dur time.Duration, phase func(string) bool,
 		rep.Missing = append(rep.Missing, "controller (skipped by -only)")
 	}
 	return nil
+}
+
+// perCore runs the per-core phase: the token server on the first CPU, the
+// generator on the last (the splitter's choice).
+func perCore(env *envtest.Environment, root string, fx *fixtures, conc int, dur time.Duration, sp *splitter) (*CPUPhase, error) {
+	dir, err := os.MkdirTemp("", "tokensmith-bench-")
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = os.RemoveAll(dir) }()
+	exe, err := tokensmithBinary(root, dir)
+	if err != nil {
+		return nil, err
+	}
+	kc, err := writeKubeconfig(env, dir)
+	if err != nil {
+		return nil, err
+	}
+	return runCPUPhase(fx, exe, kc, "0", sp.genCPU, conc, dur, cpuRounds)
 }
 
 func fetchToken(c *http.Client, u string, form url.Values, wrap string) (string, error) {

@@ -69,6 +69,9 @@ func markdown(rep *report, base float64) string {
 			fmt.Fprintf(&b, "\n- %s: %s", r.Name, r.Note)
 		}
 	}
+	if rep.CPU != nil {
+		cpuMarkdown(&b, rep.CPU)
+	}
 	b.WriteString("\n\n| figure | value |\n|---|---|\n")
 	if rep.Argon2PerS > 0 {
 		fmt.Fprintf(&b, "| raw argon2id verifications/s (m=19 MiB, t=2, p=1; %d goroutines) | %.1f |\n", rep.GOMAXPROCS, rep.Argon2PerS)
@@ -115,4 +118,12 @@ func markdown(rep *report, base float64) string {
 	}
 	fmt.Fprintf(&b, "\nTotal run time: %.0f s.\n", rep.TotalSec)
 	return b.String()
+}
+
+func jsonIndent(v any) ([]byte, error) {
+	j, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	return append(j, '\n'), nil
 }

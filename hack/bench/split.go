@@ -20,7 +20,9 @@ import (
 // genRequest is one request the child sends (chosen round robin).
 type genRequest struct {
 	Method, URL, ContentType string
-	Body                     []byte
+	// Authorization, when set, is sent as that header (introspection's client authentication).
+	Authorization string `json:",omitempty"`
+	Body          []byte
 }
 
 // genSpec is what the child runs: a closed loop, or an open loop at Rate.
@@ -30,6 +32,10 @@ type genSpec struct {
 	Rate     float64
 	Duration time.Duration
 	Requests []genRequest
+	// ServerPID, when set, is the server process whose CPU time the
+	// generator reads from /proc at the start and the end of the timed
+	// window (Result.ServerCPUSec).
+	ServerPID int `json:",omitempty"`
 }
 
 // runGenerator is the child: it reads a genSpec from stdin and writes a Result to stdout.
@@ -47,6 +53,9 @@ func runGenerator() error {
 		if err == nil && r.ContentType != "" {
 			req.Header.Set("Content-Type", r.ContentType)
 		}
+		if err == nil && r.Authorization != "" {
+			req.Header.Set("Authorization", r.Authorization)
+		}
 		return req, err
 	}
 	hc := newHTTPClient(spec.Conc)
@@ -54,7 +63,11 @@ func runGenerator() error {
 	if spec.Rate > 0 {
 		res = openLoop(spec.Name, hc, spec.Conc, spec.Rate, spec.Duration, build)
 	} else {
-		res = closedLoop(spec.Name, hc, spec.Conc, spec.Duration, build)
+		var probe func() float64
+		if spec.ServerPID > 0 {
+			probe = func() float64 { return procCPU(spec.ServerPID) }
+		}
+		res = closedLoopProbe(spec.Name, hc, spec.Conc, spec.Duration, build, probe)
 	}
 	return json.NewEncoder(os.Stdout).Encode(res)
 }

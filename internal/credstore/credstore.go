@@ -170,6 +170,11 @@ type ClientVerifier struct {
 	// this ServiceAccount, in Namespace (never another namespace's), as an RFC 7523
 	// client assertion.
 	ServiceAccountName string `json:"serviceAccountName,omitempty"`
+	// PolicyDenied is set while no TokenPolicy allows the OAuthClient: the
+	// token server treats the verifier as absent (no token issued, none
+	// accepted), and everything else stays as it was, so that a policy that
+	// allows the client again restores it unchanged.
+	PolicyDenied bool `json:"policyDenied,omitempty"`
 }
 
 // UserVerifier is everything the token server needs to log a User in and to
@@ -196,6 +201,8 @@ type UserVerifier struct {
 	// PasswordSource identifies the password Secret's content ("uid/resourceVersion"), so that
 	// the controller hashes again only when it may have changed.
 	PasswordSource string `json:"passwordSource"`
+	// PolicyDenied: as ClientVerifier.PolicyDenied, for a User no TokenPolicy allows.
+	PolicyDenied bool `json:"policyDenied,omitempty"`
 }
 
 // ObjectRef identifies the OAuthClient or User object a verifier was written

@@ -28,7 +28,10 @@ var (
 // tokens) carry to name the objects they were issued for (tokens.Binding).
 func Binding(c *Client, u *User) string {
 	if u == nil {
-		return tokens.Binding(c.UID, "", false)
+		if c.binding != "" {
+			return c.binding
+		}
+		return tokens.Binding(c.UID, "", false) // a Client not built by the index
 	}
 	return tokens.Binding(c.UID, u.UID, true)
 }

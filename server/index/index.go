@@ -313,7 +313,8 @@ type fault string
 func (f fault) Error() string { return string(f) }
 
 // parse decodes a Secret into its entry. It returns nil, nil for a Secret the
-// index deliberately ignores (a signing-keys Secret of another name).
+// index deliberately ignores (a signing-keys Secret of another name, a
+// verifier of an object no TokenPolicy allows).
 func parse(s Secret) (*entry, error) {
 	e := &entry{created: s.Created, name: s.Name}
 	data := s.Data
@@ -330,7 +331,11 @@ func parse(s Secret) (*entry, error) {
 		if v.ClientID == "" || len(v.Secrets) == 0 && v.ServiceAccountName == "" {
 			return nil, fault("client verifier without a client id, or without secrets and a ServiceAccount")
 		}
-		e.client = &Client{ClientVerifier: v}
+		if v.PolicyDenied {
+			// No TokenPolicy allows the client: as if it did not exist.
+			return nil, nil
+		}
+		e.client = newClient(v)
 	case credstore.TypeUserVerifier:
 		var v credstore.UserVerifier
 		if err := credstore.Decode(data, &v); err != nil {
@@ -338,6 +343,9 @@ func parse(s Secret) (*entry, error) {
 		}
 		if v.Username == "" {
 			return nil, fault("user verifier without a username")
+		}
+		if v.PolicyDenied {
+			return nil, nil
 		}
 		e.user = newUser(v)
 	case credstore.TypeSigningKeys:

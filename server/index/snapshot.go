@@ -18,6 +18,15 @@ import (
 // Client is an OAuthClient's verifier, ready to use.
 type Client struct {
 	credstore.ClientVerifier
+	// binding is the binding of the client's own tokens (Binding(c, nil)),
+	// computed once when the index is built instead of a SHA-256 and an
+	// encoding for every token.
+	binding string
+}
+
+// newClient is v ready to use.
+func newClient(v credstore.ClientVerifier) *Client {
+	return &Client{ClientVerifier: v, binding: tokens.Binding(v.UID, "", false)}
 }
 
 // Audience is the "aud" of the client's tokens: spec.audiences, or the
@@ -73,7 +82,7 @@ func NewSnapshot(clients []credstore.ClientVerifier, users []credstore.UserVerif
 		revoked:          make(map[string]time.Time, len(revocations)),
 	}
 	for i := range clients {
-		c := &Client{ClientVerifier: clients[i]}
+		c := newClient(clients[i])
 		s.addClient(c)
 	}
 	for i := range users {

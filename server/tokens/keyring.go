@@ -4,9 +4,12 @@ import (
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/ecdsa"
+	"crypto/hmac"
 	"crypto/sha256"
+	"crypto/sha512"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/tokensmith/tokensmith/internal/keyset"
 )
@@ -19,6 +22,11 @@ type Keyring struct {
 	aead    map[[aeadKeyIDLen]byte]aeadKey
 	current map[keyset.Algorithm]string // kid of the current key per algorithm
 	set     *keyset.Set
+	// headers are the encoded JWT header segments of every ES256 and HS512 key (jwtHeaders).
+	headers map[string][2]string
+	// macs hold reusable HMAC-SHA512 states per HS512 key: a new one costs
+	// two SHA-512 states and the padded key for every token.
+	macs map[string]*sync.Pool
 }
 
 type aeadKey struct {
@@ -44,6 +52,8 @@ func NewKeyring(set *keyset.Set) (*Keyring, error) {
 		aead:    map[[aeadKeyIDLen]byte]aeadKey{},
 		current: map[keyset.Algorithm]string{},
 		set:     set,
+		headers: map[string][2]string{},
+		macs:    map[string]*sync.Pool{},
 	}
 	for i := range set.Keys {
 		k := &set.Keys[i]
@@ -54,8 +64,17 @@ func NewKeyring(set *keyset.Set) (*Keyring, error) {
 				return nil, err
 			}
 			kr.ecdsa[k.ID] = priv
+			if kr.headers[k.ID], err = jwtHeaders("ES256", k.ID); err != nil {
+				return nil, err
+			}
 		case keyset.HS512:
 			kr.hmac[k.ID] = k.Material
+			var err error
+			if kr.headers[k.ID], err = jwtHeaders("HS512", k.ID); err != nil {
+				return nil, err
+			}
+			material := k.Material
+			kr.macs[k.ID] = &sync.Pool{New: func() any { return hmac.New(sha512.New, material) }}
 		case keyset.AEAD:
 			block, err := aes.NewCipher(k.Material)
 			if err != nil {

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"time"
 
@@ -24,6 +25,10 @@ const (
 )
 
 var opaquePrefixes = []string{PrefixClientToken, PrefixAccess, PrefixRefresh}
+
+// prefixAD is each prefix as the additional data of its seal, converted once
+// (a conversion per token is an allocation: Seal is an interface call).
+var prefixAD = map[string][]byte{PrefixClientToken: []byte(PrefixClientToken), PrefixAccess: []byte(PrefixAccess), PrefixRefresh: []byte(PrefixRefresh)}
 
 // opaquePayload is the sealed form of Claims; short keys keep tokens short.
 type opaquePayload struct {
@@ -56,6 +61,8 @@ func opaquePrefix(token string) string {
 	return ""
 }
 
+// sealOpaque appends keyID, nonce and the sealed payload to a pooled buffer
+// and encodes it once into the token string.
 func (kr *Keyring) sealOpaque(c *Claims, prefix string) (string, error) {
 	kid, ok := kr.current[keyset.AEAD]
 	if !ok {
@@ -63,21 +70,23 @@ func (kr *Keyring) sealOpaque(c *Claims, prefix string) (string, error) {
 	}
 	id := aeadKeyID(kid)
 	key := kr.aead[id]
-	payload, err := json.Marshal(opaquePayload{
-		Kind: c.Kind, Issuer: c.Issuer, Subject: c.Subject, ClientID: c.ClientID, Scope: c.Scope,
-		IssuedAt: c.IssuedAt.Unix(), ExpiresAt: c.ExpiresAt.Unix(), ID: c.ID,
-		SessionID: c.SessionID, Device: c.Device, Generation: c.Generation, Binding: c.Binding, Audience: c.Audience,
-	})
-	if err != nil {
+	bp := getBuf()
+	defer putBuf(bp)
+	// The payload's JSON goes first; keyID | nonce | sealed payload is
+	// built after it.
+	buf := appendOpaquePayload((*bp)[:0], c)
+	pe := len(buf)
+	buf = append(buf, id[:]...)
+	buf = slices.Grow(buf, nonceLen)[:pe+aeadKeyIDLen+nonceLen]
+	if _, err := rand.Read(buf[pe+aeadKeyIDLen:]); err != nil {
 		return "", err
 	}
-	buf := make([]byte, aeadKeyIDLen+nonceLen, aeadKeyIDLen+nonceLen+len(payload)+key.aead.Overhead())
-	copy(buf, id[:])
-	if _, err := rand.Read(buf[aeadKeyIDLen:]); err != nil {
-		return "", err
-	}
-	buf = key.aead.Seal(buf, buf[aeadKeyIDLen:], payload, []byte(prefix))
-	return prefix + base64.RawURLEncoding.EncodeToString(buf), nil
+	buf = key.aead.Seal(buf, buf[pe+aeadKeyIDLen:], buf[:pe], prefixAD[prefix])
+	se := len(buf)
+	buf = append(buf, prefix...)
+	buf = base64.RawURLEncoding.AppendEncode(buf, buf[pe:se])
+	*bp = buf
+	return string(buf[se:]), nil
 }
 
 func (kr *Keyring) openOpaque(token, issuer string, now time.Time, leeway time.Duration) (*Claims, error) {

@@ -14,8 +14,11 @@ import (
 	"github.com/MicahParks/keyfunc/v3"
 	"github.com/golang-jwt/jwt/v5"
 	"helm.sh/helm/v3/pkg/action"
+	authorizationv1 "k8s.io/api/authorization/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	authv1alpha1 "github.com/tokensmith/tokensmith/api/v1alpha1"
 )
@@ -60,6 +63,9 @@ func TestHelmInstallOnARealNode(t *testing.T) {
 		{"kubectl apply -f config/samples/: every client and user Ready", func(t *testing.T) {
 			applySamples(ctx, t, k)
 			waitSamplesReady(ctx, t, k, 2*time.Minute)
+		}},
+		{"the chart's admission policy refuses a client outside a TokenPolicy; edit may create OAuthClients", func(t *testing.T) {
+			checkTenancy(ctx, t, k)
 		}},
 		{"a token of every dialect through the token Service's ClusterIP", func(t *testing.T) {
 			svc = newTokenService(ctx, t, k)
@@ -393,4 +399,67 @@ func keys(m map[string]any) []string {
 		out = append(out, k)
 	}
 	return out
+}
+
+// checkTenancy: the real kube-controller-manager aggregates the chart's roles
+// into "edit", and the chart's ValidatingAdmissionPolicy, fed by the
+// controller's TokenPolicySnapshot, refuses a client no TokenPolicy allows.
+// The policy allows every sample (numericID 1) and is deleted at once.
+func checkTenancy(ctx context.Context, t *testing.T, k kube) {
+	t.Helper()
+	sar := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
+		User: "tenant-editor", Groups: []string{"system:authenticated"},
+		ResourceAttributes: &authorizationv1.ResourceAttributes{Namespace: appNamespace, Verb: "create", Group: authv1alpha1.GroupVersion.Group, Resource: "oauthclients"},
+	}}
+	rb := &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "tenant-editor", Namespace: appNamespace},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "edit"},
+		Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: "User", Name: "tenant-editor"}},
+	}
+	if err := k.c.Create(ctx, rb); err != nil {
+		t.Fatal(err)
+	}
+	policy := &authv1alpha1.TokenPolicy{
+		ObjectMeta: metav1.ObjectMeta{Name: "cluster-test"},
+		Spec:       authv1alpha1.TokenPolicySpec{NumericIDs: &authv1alpha1.NumericIDRange{Min: 1, Max: 1000}},
+	}
+	if err := k.c.Create(ctx, policy); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		_ = k.c.Delete(ctx, policy)
+		_ = k.c.Delete(ctx, rb)
+	}()
+	forbidden := &authv1alpha1.OAuthClient{
+		ObjectMeta: metav1.ObjectMeta{Name: "outside-policy", Namespace: appNamespace},
+		Spec: authv1alpha1.OAuthClientSpec{
+			GrantTypes: []authv1alpha1.GrantType{authv1alpha1.GrantSession}, NumericID: ptr[int64](5000),
+		},
+	}
+	const want = `ValidatingAdmissionPolicy 'tokensmith-oauthclients' with binding 'tokensmith-oauthclients' denied request: ` +
+		`no TokenPolicy selecting namespace "default" allows this OAuthClient: cluster-test refuses spec.numericID 5000 outside 1-1000 (rule numericIDs)`
+	deadline := time.Now().Add(time.Minute)
+	for {
+		err := k.c.Create(ctx, forbidden.DeepCopy(), client.DryRunAll)
+		if err != nil && strings.HasSuffix(err.Error(), want) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a client outside the TokenPolicy: err = %v, want …%s", err, want)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	for {
+		got, err := k.cs.AuthorizationV1().SubjectAccessReviews().Create(ctx, sar, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Status.Allowed {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a namespace editor may not create OAuthClients: the chart's roles are not aggregated into edit")
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
 }

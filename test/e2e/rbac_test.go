@@ -22,8 +22,11 @@ import (
 )
 
 // applyChartRBAC renders the Helm chart as "helm install tokensmith" into the
-// server namespace would, applies its ServiceAccounts and RBAC, and returns the
-// controller's and the server's ServiceAccount names. The binaries then run
+// server namespace would, applies its ServiceAccounts and RBAC (with the
+// aggregated tenant roles) and its ValidatingAdmissionPolicies, and returns the
+// controller's and the server's ServiceAccount names. With the admission
+// policies in place and no TokenPolicy, every other test proves that nothing
+// changes for a single-tenant installation. The binaries then run
 // impersonating those accounts, so the suite proves the chart grants enough,
 // while the chart's own tests prove it grants no more.
 func applyChartRBAC(ctx context.Context, c client.Client) (controllerSA, serverSA string, err error) {
@@ -45,7 +48,8 @@ func applyChartRBAC(ctx context.Context, c client.Client) (controllerSA, serverS
 	if err != nil {
 		return "", "", err
 	}
-	rbacKinds := map[string]bool{"ServiceAccount": true, "Role": true, "RoleBinding": true, "ClusterRole": true, "ClusterRoleBinding": true}
+	rbacKinds := map[string]bool{"ServiceAccount": true, "Role": true, "RoleBinding": true, "ClusterRole": true, "ClusterRoleBinding": true,
+		"ValidatingAdmissionPolicy": true, "ValidatingAdmissionPolicyBinding": true}
 	for name, content := range files {
 		if !strings.HasSuffix(name, ".yaml") {
 			continue

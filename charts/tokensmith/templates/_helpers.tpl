@@ -142,3 +142,12 @@ with the node's cores.
     fieldRef:
       fieldPath: metadata.namespace
 {{- end }}
+
+{{/*
+CEL (admission-policy.yaml): the scopes verdict of e, an entry of
+variables.expanded: "" when its policy allows every scope of the object, else
+the first scope it refuses.
+*/}}
+{{- define "tokensmith.cel.scopeVerdict" -}}
+!has(e.p.scopes) ? '' : size(variables.scopes.filter(s, !(s in e.names) && !e.prefixes.exists(x, s.startsWith(x)))) == 0 ? '' : 'spec.scopes "' + variables.scopes.filter(s, !(s in e.names) && !e.prefixes.exists(x, s.startsWith(x)))[0] + '"'
+{{- end }}

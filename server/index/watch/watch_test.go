@@ -214,6 +214,22 @@ func TestIndexServesSecretsFromTheAPIServer(t *testing.T) {
 		update(t, secret(t, ns, "user-alice", credstore.TypeUserVerifier, credstore.UserVerifier{Username: "alice", Disabled: true, CredentialGeneration: 2}))
 		eventually(t, "alice disabled", func() bool { u := ix.Snapshot().User("alice"); return u != nil && u.Disabled })
 	})
+	t.Run("drops a client no TokenPolicy allows within a second, and serves it again when one does", func(t *testing.T) {
+		create(t, secret(t, ns, "client-denied", credstore.TypeClientVerifier, clientDoc("denied")))
+		eventually(t, "client denied", func() bool { return ix.Snapshot().Client("denied") != nil })
+		doc := clientDoc("denied")
+		doc.PolicyDenied = true
+		update(t, secret(t, ns, "client-denied", credstore.TypeClientVerifier, doc))
+		eventually(t, "client denied gone", func() bool { return ix.Snapshot().Client("denied") == nil })
+		update(t, secret(t, ns, "client-denied", credstore.TypeClientVerifier, clientDoc("denied")))
+		eventually(t, "client denied back", func() bool { return ix.Snapshot().Client("denied") != nil })
+	})
+	t.Run("drops a user no TokenPolicy allows", func(t *testing.T) {
+		create(t, secret(t, ns, "user-mallory", credstore.TypeUserVerifier, credstore.UserVerifier{Username: "mallory", CredentialGeneration: 1}))
+		eventually(t, "mallory", func() bool { return ix.Snapshot().User("mallory") != nil })
+		update(t, secret(t, ns, "user-mallory", credstore.TypeUserVerifier, credstore.UserVerifier{Username: "mallory", CredentialGeneration: 1, PolicyDenied: true}))
+		eventually(t, "mallory gone", func() bool { return ix.Snapshot().User("mallory") == nil })
+	})
 	t.Run("drops a verifier that turns malformed", func(t *testing.T) {
 		s := secret(t, ns, "client-b", credstore.TypeClientVerifier, nil)
 		s.Data[credstore.DataKey] = []byte(`[`)

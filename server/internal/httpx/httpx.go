@@ -1,6 +1,7 @@
 package httpx
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -114,16 +116,34 @@ func NoStore(w http.ResponseWriter) {
 // WriteJSON writes v as the JSON body with status. Token endpoints' answers,
 // errors included, are never cacheable.
 func WriteJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
+	buf := jsonBufs.Get().(*bytes.Buffer)
+	defer func() {
+		if buf.Cap() <= 64<<10 {
+			buf.Reset()
+			jsonBufs.Put(buf)
+		}
+	}()
+	buf.Reset()
+	// Encode writes what Marshal did, and the newline after it.
+	if err := json.NewEncoder(buf).Encode(v); err != nil {
 		// Only the handlers' own fixed types are written; this cannot happen.
-		b, status = []byte(`{}`), http.StatusInternalServerError
+		buf.Reset()
+		buf.WriteString("{}\n")
+		status = http.StatusInternalServerError
 	}
-	NoStore(w)
-	w.Header().Set("Content-Type", "application/json")
+	// The three headers of every answer share one backing array (one
+	// allocation instead of three); each value is capped at its length, so
+	// an Add to one of them cannot write into the next.
+	vals := [...]string{"no-store", "no-cache", "application/json"}
+	shared := vals[:]
+	h := w.Header()
+	h["Cache-Control"], h["Pragma"], h["Content-Type"] = shared[0:1:1], shared[1:2:2], shared[2:3:3]
 	w.WriteHeader(status)
-	_, _ = w.Write(append(b, '\n'))
+	_, _ = w.Write(buf.Bytes())
 }
+
+// jsonBufs are WriteJSON's encoding buffers.
+var jsonBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 // Body parsing errors. Each dialect maps them onto its own error shape.
 var (
@@ -141,8 +161,11 @@ var (
 // parameters; "" when there is no Content-Type and "invalid" when it does not parse.
 func MediaType(r *http.Request) string {
 	ct := r.Header.Get("Content-Type")
-	if ct == "" {
+	switch ct {
+	case "":
 		return ""
+	case FormMediaType, "application/json":
+		return ct // what clients send: nothing to parse
 	}
 	mt, _, err := mime.ParseMediaType(ct)
 	if err != nil {
