@@ -15,6 +15,7 @@ import (
 	"github.com/tokensmith/tokensmith/server"
 	"github.com/tokensmith/tokensmith/server/devicelogin"
 	"github.com/tokensmith/tokensmith/server/login"
+	"github.com/tokensmith/tokensmith/server/saauth"
 	"github.com/tokensmith/tokensmith/server/session"
 )
 
@@ -25,6 +26,8 @@ type serverFlags struct {
 	listen            string
 	adminListen       string
 	issuer            string
+	saAudience        string
+	saVerdictMaxAge   time.Duration
 	devMode           bool
 	deviceLoginClient string
 	deviceTokenTTL    time.Duration
@@ -46,6 +49,8 @@ func parseServerFlags(args []string, stderr io.Writer) (*serverFlags, *server.Ru
 	fs.StringVar(&f.listen, "listen", server.DefaultListen, "Address of the token APIs.")
 	fs.StringVar(&f.adminListen, "admin-listen", server.DefaultAdminListen, "Address of /healthz, /readyz and /metrics.")
 	fs.StringVar(&f.issuer, "issuer", "", `"iss" of every token. Default: http://tokensmith.<namespace>.svc.`)
+	fs.StringVar(&f.saAudience, "service-account-token-audience", "", `The "aud" a ServiceAccount token must carry to authenticate a client (OAuthClient.spec.serviceAccountName). Default: the issuer.`)
+	fs.DurationVar(&f.saVerdictMaxAge, "service-account-verdict-max-age", saauth.DefaultMaxAge, "How long the API server's verdict on a ServiceAccount token is used (refreshed in the background from half of it); at most 50s, so that a deleted ServiceAccount or pod is refused within 60s.")
 	fs.BoolVar(&f.devMode, "dev-mode", false, "Development mode: device login answers debug=1 with whether a username exists. Never in production.")
 	fs.StringVar(&f.deviceLoginClient, "device-login-client", "", "Client id of the OAuthClient (with the password grant) whose tokens POST /v1/oauth/ logins receive.")
 	fs.DurationVar(&f.deviceTokenTTL, "device-token-ttl", devicelogin.DefaultTTL, "Lifetime of device login tokens.")
@@ -71,6 +76,13 @@ func parseServerFlags(args []string, stderr io.Writer) (*serverFlags, *server.Ru
 	}
 	if f.issuer == "" {
 		f.issuer = "http://tokensmith." + f.namespace + ".svc"
+	}
+	if f.saAudience == "" {
+		f.saAudience = f.issuer
+	}
+	// kube-apiserver caches a successful authentication for 10s more.
+	if f.saVerdictMaxAge < time.Second || f.saVerdictMaxAge > 50*time.Second {
+		return nil, nil, errors.New("--service-account-verdict-max-age must be between 1s and 50s")
 	}
 	if f.deviceTokenTTL <= 0 {
 		return nil, nil, errors.New("--device-token-ttl must be positive")
@@ -116,6 +128,9 @@ func parseServerFlags(args []string, stderr io.Writer) (*serverFlags, *server.Ru
 		DrainDelay:      f.shutdownDrain,
 		ShutdownTimeout: f.shutdownTimeout,
 		Lockout:         lockoutPolicy,
+
+		ServiceAccountAudience:      f.saAudience,
+		ServiceAccountVerdictMaxAge: f.saVerdictMaxAge,
 	}, nil
 }
 

@@ -29,6 +29,18 @@ func TestServerFlags(t *testing.T) {
 					t.Fatalf("%+v", f)
 				}
 			}, false},
+		{"defaults the ServiceAccount token audience to the issuer, and the verdict age to 30s", []string{"--issuer", "https://i"}, func(t *testing.T, f *serverFlags) {
+			if f.saAudience != "https://i" || f.saVerdictMaxAge != 30*time.Second {
+				t.Fatalf("%+v", f)
+			}
+		}, false},
+		{"takes a ServiceAccount token audience and verdict age", []string{"--service-account-token-audience", "tokensmith", "--service-account-verdict-max-age", "2s"}, func(t *testing.T, f *serverFlags) {
+			if f.saAudience != "tokensmith" || f.saVerdictMaxAge != 2*time.Second {
+				t.Fatalf("%+v", f)
+			}
+		}, false},
+		{"refuses a verdict age that would break the 60s bound", []string{"--service-account-verdict-max-age", "51s"}, nil, true},
+		{"refuses a verdict age under a second", []string{"--service-account-verdict-max-age", "0s"}, nil, true},
 		{"refuses an unknown session algorithm", []string{"--session-alg", "none"}, nil, true},
 		{"refuses a bad trusted proxy", []string{"--trusted-proxies", "nope"}, nil, true},
 		{"refuses a non-positive device token TTL", []string{"--device-token-ttl", "0s"}, nil, true},
@@ -43,7 +55,7 @@ func TestServerFlags(t *testing.T) {
 				}
 				return
 			}
-			if err != nil || o.Namespace != f.namespace || o.Issuer != f.issuer {
+			if err != nil || o.Namespace != f.namespace || o.Issuer != f.issuer || o.ServiceAccountAudience != f.saAudience || o.ServiceAccountVerdictMaxAge != f.saVerdictMaxAge {
 				t.Fatalf("%v %+v", err, o)
 			}
 			c.check(t, f)

@@ -83,13 +83,24 @@ func (r *oauthClientReconciler) ensureConsumerSecret(ctx context.Context, oc *au
 	if r.Options.TokenURL != "" {
 		next.Data[credstore.KeyTokenURL] = []byte(r.Options.TokenURL)
 	}
+	var removed []string
+	if !oc.Spec.Allows(authv1alpha1.AuthClientSecret) {
+		// The client authenticates only with its ServiceAccount token: a
+		// secret left here would be a credential that no longer works.
+		for _, k := range desired.SecretKeys {
+			if _, ok := next.Data[k]; ok {
+				delete(next.Data, k)
+				removed = append(removed, k)
+			}
+		}
+	}
 
 	rotate := oc.Annotations[authv1alpha1.AnnotationRotate]
 	rotated := false
 	if rotate != "" && rotate != existing.Annotations[annotationRotated] {
 		// A Secret adopted now records the current request as handled: the
 		// annotation predates tokensmith's care of this Secret.
-		if !adopting {
+		if !adopting && len(desired.CredentialKeys(oc)) > 0 {
 			for _, k := range desired.CredentialKeys(oc) {
 				v, err := credstore.RandomSecret(secretBytes)
 				if err != nil {
@@ -119,6 +130,10 @@ func (r *oauthClientReconciler) ensureConsumerSecret(ctx context.Context, oc *au
 	}
 	if len(filled) > 0 {
 		r.event(oc, corev1.EventTypeNormal, eventFilledIn, actionUpdate, "Generated %s in Secret %s", strings.Join(filled, ", "), key.Name)
+	}
+	if len(removed) > 0 {
+		r.event(oc, corev1.EventTypeNormal, eventSecretRemoved, actionUpdate,
+			"Removed %s from Secret %s: the client authenticates only with its ServiceAccount token", strings.Join(removed, ", "), key.Name)
 	}
 	return next, nil
 }
@@ -214,7 +229,7 @@ func (r *oauthClientReconciler) ensureVerifier(ctx context.Context, oc *authv1al
 		old.Secrets = nil
 	}
 	grace := desired.GracePeriod(oc)
-	secrets, changed := desired.Digests(old.Secrets, current, grace, now)
+	secrets, changed := desired.ClientDigests(oc, old.Secrets, current, now)
 	if changed {
 		t := metav1.NewTime(now.Truncate(time.Second))
 		oc.Status.LastRotationTime = &t

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"testing"
 	"time"
 
@@ -373,6 +374,63 @@ func TestOAuthClient(t *testing.T) {
 			}
 			waitReason(t, second, authv1alpha1.ReasonIssued)
 		}},
+
+		{"a client bound to a ServiceAccount without the clientSecret method gets no secret, and loses one it had", func(t *testing.T, ns string) {
+			oc := newOC(ns, "workload", func(oc *authv1alpha1.OAuthClient) {
+				oc.Spec.GrantTypes = []authv1alpha1.GrantType{authv1alpha1.GrantClientCredentials}
+				oc.Spec.ServiceAccountName = "workload"
+			})
+			create(t, oc)
+			waitReason(t, oc, authv1alpha1.ReasonIssued)
+			// The default methods: both, for a migration.
+			v, err := clientVerifier(t, oc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := getSecret(t, ns, "workload-credentials")
+			if v.ServiceAccountName != "workload" || len(v.Secrets) != 1 || len(s.Data[credstore.KeyClientSecret]) == 0 {
+				t.Fatalf("both methods: verifier %+v, Secret keys %v", v, keysOf(s))
+			}
+			mergePatch(t, oc, `{"spec":{"authenticationMethods":["serviceAccountToken"]}}`)
+			eventually(t, func() error {
+				s := getSecret(t, ns, "workload-credentials")
+				v, err := clientVerifier(t, oc)
+				if err != nil {
+					return err
+				}
+				keys := keysOf(s)
+				sort.Strings(keys)
+				if fmt.Sprint(keys) != "[CLIENT_ID TOKEN_URL]" || len(v.Secrets) != 0 || v.ServiceAccountName != "workload" {
+					return fmt.Errorf("Secret keys %v, verifier secrets %d, serviceAccountName %q", keys, len(v.Secrets), v.ServiceAccountName)
+				}
+				return nil
+			})
+
+			// Created that way from the start: no secret is ever generated.
+			sa := newOC(ns, "sa-only", func(oc *authv1alpha1.OAuthClient) {
+				oc.Spec.ServiceAccountName = "runner"
+				oc.Spec.AuthenticationMethods = []authv1alpha1.AuthenticationMethod{authv1alpha1.AuthServiceAccountToken}
+			})
+			create(t, sa)
+			waitReason(t, sa, authv1alpha1.ReasonIssued)
+			keys := keysOf(getSecret(t, ns, "sa-only-credentials"))
+			sort.Strings(keys)
+			if fmt.Sprint(keys) != "[CLIENT_ID TOKEN_URL]" {
+				t.Fatalf("Secret keys %v", keys)
+			}
+			if v, err := clientVerifier(t, sa); err != nil || len(v.Secrets) != 0 || v.ServiceAccountName != "runner" || v.ClientID != sa.Status.ClientID {
+				t.Fatalf("verifier %+v, %v", v, err)
+			}
+			// A rotation of a client without a secret rotates nothing and says nothing.
+			mergePatch(t, sa, `{"metadata":{"annotations":{"auth.tokensmith.io/rotate":"1"}}}`)
+			eventually(t, func() error {
+				s := getSecret(t, ns, "sa-only-credentials")
+				if s.Annotations[annotationRotated] != "1" || len(s.Data) != 2 {
+					return fmt.Errorf("rotation not handled yet, or it generated a secret: %v %v", s.Annotations, keysOf(s))
+				}
+				return nil
+			})
+		}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) { tc.run(t, newNamespace(t)) })
@@ -409,6 +467,14 @@ func TestValidationRejectsBadSpecsAtApplyTime(t *testing.T) {
 		{"a negative numericID", authv1alpha1.OAuthClientSpec{NumericID: int64p(-1)}},
 		{"a clientID with illegal characters", authv1alpha1.OAuthClientSpec{ClientID: "bad id!"}},
 		{"the session grant without a numericID", authv1alpha1.OAuthClientSpec{GrantTypes: []authv1alpha1.GrantType{authv1alpha1.GrantSession}}},
+		{"a serviceAccountName naming another namespace", authv1alpha1.OAuthClientSpec{ServiceAccountName: "other-ns:app"}},
+		{"the serviceAccountToken method without a serviceAccountName", authv1alpha1.OAuthClientSpec{
+			AuthenticationMethods: []authv1alpha1.AuthenticationMethod{authv1alpha1.AuthServiceAccountToken}}},
+		{"an unknown authentication method", authv1alpha1.OAuthClientSpec{AuthenticationMethods: []authv1alpha1.AuthenticationMethod{"privateKeyJWT"}}},
+		{"the session grant without the clientSecret method", authv1alpha1.OAuthClientSpec{ServiceAccountName: "app", NumericID: int64p(nextNumericID()),
+			GrantTypes: []authv1alpha1.GrantType{authv1alpha1.GrantSession}, AuthenticationMethods: []authv1alpha1.AuthenticationMethod{authv1alpha1.AuthServiceAccountToken}}},
+		{"existingSecret without the clientSecret method", authv1alpha1.OAuthClientSpec{ServiceAccountName: "app", ExistingSecret: true,
+			AuthenticationMethods: []authv1alpha1.AuthenticationMethod{authv1alpha1.AuthServiceAccountToken}}},
 	}
 	for i, tc := range cases {
 		t.Run("rejects "+tc.name, func(t *testing.T) {

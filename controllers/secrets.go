@@ -38,6 +38,9 @@ const (
 	eventAdopted = "Adopted"
 	// eventFilledIn: keys missing from an existing Secret were generated.
 	eventFilledIn = "FilledIn"
+	// eventSecretRemoved: a client that may no longer authenticate with a
+	// secret had its secrets removed from its consumer Secret.
+	eventSecretRemoved = "SecretRemoved"
 	// eventRotated: the rotate annotation produced new secrets.
 	eventRotated = "Rotated"
 	// eventSecretChanged: the consumer Secret's credentials changed (for example

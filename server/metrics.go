@@ -5,6 +5,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/tokensmith/tokensmith/server/index"
+	"github.com/tokensmith/tokensmith/server/saauth"
 )
 
 // metrics implements httpx.Metrics on a private registry.
@@ -62,4 +63,21 @@ func (m *metrics) registerIndexSize(snapshot func() *index.Snapshot) {
 			return float64(users)
 		}))
 	}
+}
+
+// registerAssertions exports how often ServiceAccount tokens cost the API
+// server a TokenReview, and how often a verdict older than its maximum age
+// was used because the API server did not answer (an outage).
+func (m *metrics) registerAssertions(v *saauth.Verifier) {
+	if v == nil {
+		return
+	}
+	m.registry.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "tokensmith_serviceaccount_token_reviews_total", Help: "TokenReviews asked to verify ServiceAccount tokens sent as client assertions.",
+		}, func() float64 { return float64(v.Reviews()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "tokensmith_serviceaccount_stale_verdicts_total", Help: "Client assertions accepted on a verdict older than its maximum age because the API server did not answer.",
+		}, func() float64 { return float64(v.Stale()) }),
+	)
 }

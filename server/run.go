@@ -16,6 +16,8 @@ import (
 	"github.com/tokensmith/tokensmith/server/index/watch"
 	"github.com/tokensmith/tokensmith/server/lockout"
 	"github.com/tokensmith/tokensmith/server/revocations"
+	"github.com/tokensmith/tokensmith/server/saauth"
+	"github.com/tokensmith/tokensmith/server/saauth/tokenreview"
 	"github.com/tokensmith/tokensmith/server/userstatus"
 )
 
@@ -50,6 +52,12 @@ type RunOptions struct {
 	// Lockout is the per-user lockout policy; the zero value is the default
 	// policy, a negative Threshold turns the lockout off.
 	Lockout lockout.Policy
+	// ServiceAccountAudience is the audience a ServiceAccount token must carry
+	// to authenticate a client; default the Issuer. Used when Assertions is nil.
+	ServiceAccountAudience string
+	// ServiceAccountVerdictMaxAge bounds how long the API server's verdict on
+	// a ServiceAccount token is used; default saauth.DefaultMaxAge.
+	ServiceAccountVerdictMaxAge time.Duration
 }
 
 // Run serves the token server against the cluster behind cfg until ctx ends,
@@ -76,6 +84,11 @@ func Run(ctx context.Context, cfg *rest.Config, o RunOptions) error {
 				o.Logger.Error(err, "credential index stopped")
 			}
 		}()
+	}
+	if o.Assertions == nil {
+		if o.Assertions, err = assertionVerifier(o, clientset); err != nil {
+			return err
+		}
 	}
 	if o.Revoker == nil {
 		o.Revoker = &revocations.SecretRevoker{Client: clientset, Namespace: o.Namespace, Index: o.Index, Now: o.Now, Logger: o.Logger.WithName("revoker")}
@@ -154,4 +167,20 @@ func Run(ctx context.Context, cfg *rest.Config, o RunOptions) error {
 	}
 	o.Logger.Info("stopped")
 	return nil
+}
+
+// assertionVerifier verifies ServiceAccount tokens with TokenReviews, for the
+// audience o names (the issuer by default).
+func assertionVerifier(o RunOptions, clientset kubernetes.Interface) (*saauth.Verifier, error) {
+	audience := o.ServiceAccountAudience
+	if audience == "" {
+		audience = o.Issuer
+	}
+	if audience == "" {
+		return nil, errors.New("server: an issuer is required")
+	}
+	return saauth.NewVerifier(saauth.Config{
+		Audience: audience, Reviewer: tokenreview.New(clientset.AuthenticationV1()),
+		MaxAge: o.ServiceAccountVerdictMaxAge, Now: o.Now,
+	}), nil
 }

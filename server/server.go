@@ -24,6 +24,7 @@ import (
 	"github.com/tokensmith/tokensmith/server/login"
 	"github.com/tokensmith/tokensmith/server/oauth2"
 	"github.com/tokensmith/tokensmith/server/resource"
+	"github.com/tokensmith/tokensmith/server/saauth"
 	"github.com/tokensmith/tokensmith/server/session"
 	"github.com/tokensmith/tokensmith/server/v1token"
 )
@@ -61,6 +62,10 @@ type Options struct {
 	// RateLimits throttle per client address and per client id; the zero
 	// value means DefaultRateLimits, NoRateLimits throttles nothing.
 	RateLimits RateLimits
+	// Assertions verifies ServiceAccount tokens sent as RFC 7523 client
+	// assertions on /oauth/token, /oauth/introspect and /oauth/revoke; nil
+	// refuses them (Run sets one backed by TokenReviews).
+	Assertions *saauth.Verifier
 }
 
 // Server is the token server's HTTP side.
@@ -115,7 +120,8 @@ func New(o Options) (*Server, error) {
 	s.metrics.registerIndexSize(o.Snapshot)
 	s.metrics.registerLockout(o.Login.Lockout)
 	s.limits = newLimits(o.RateLimits, o.Now, s.metrics)
-	deps := httpx.Deps{Snapshot: o.Snapshot, Issuer: o.Issuer, Now: o.Now, Logger: o.Logger, Metrics: s.metrics}
+	s.metrics.registerAssertions(o.Assertions)
+	deps := httpx.Deps{Snapshot: o.Snapshot, Issuer: o.Issuer, Now: o.Now, Logger: o.Logger, Metrics: s.metrics, Assertions: o.Assertions}
 	if s.limits.client != nil {
 		deps.Clients = s.limits
 	}
@@ -131,6 +137,7 @@ func New(o Options) (*Server, error) {
 	oauth2.New(deps.WithLogger("oauth2"), verifier).Mount(r)
 	resource.New(resource.Options{
 		Snapshot: o.Snapshot, Index: o.Index, Issuer: o.Issuer, Now: o.Now, Logger: o.Logger.WithName("resource"), Revoker: o.Revoker,
+		Assertions: o.Assertions,
 	}).Mount(r)
 	v1.MountNotFound(r)
 	m.NotFoundHandler = http.HandlerFunc(notFound)

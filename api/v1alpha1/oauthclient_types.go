@@ -32,10 +32,25 @@ const (
 	TokenFormatOpaque TokenFormat = credstore.TokenFormatOpaque
 )
 
+// AuthenticationMethod is a way an OAuthClient proves who it is to the token server.
+// +kubebuilder:validation:Enum=clientSecret;serviceAccountToken
+type AuthenticationMethod string
+
+const (
+	// AuthClientSecret is the generated CLIENT_SECRET (HTTP Basic or the body; API_KEY/API_SECRET for sessions).
+	AuthClientSecret AuthenticationMethod = "clientSecret"
+	// AuthServiceAccountToken is a projected token of spec.serviceAccountName sent as an RFC 7523 client
+	// assertion (client_assertion_type=urn:ietf:params:oauth:client-assertion-type:jwt-bearer).
+	AuthServiceAccountToken AuthenticationMethod = "serviceAccountToken"
+)
+
 // OAuthClientSpec describes a machine client and what it may do.
 // +kubebuilder:validation:XValidation:rule="!has(oldSelf.clientID) || has(self.clientID) && self.clientID == oldSelf.clientID",message="clientID cannot be changed or removed once set"
 // +kubebuilder:validation:XValidation:rule="!has(oldSelf.numericID) || has(self.numericID) && self.numericID == oldSelf.numericID",message="numericID cannot be changed or removed once set: create a new OAuthClient"
 // +kubebuilder:validation:XValidation:rule="!has(self.grantTypes) || !self.grantTypes.exists(g, g == 'session') || has(self.numericID)",message="numericID is required when the session grant is enabled"
+// +kubebuilder:validation:XValidation:rule="!has(self.authenticationMethods) || !self.authenticationMethods.exists(m, m == 'serviceAccountToken') || has(self.serviceAccountName)",message="the serviceAccountToken method needs spec.serviceAccountName"
+// +kubebuilder:validation:XValidation:rule="!has(self.authenticationMethods) || self.authenticationMethods.exists(m, m == 'clientSecret') || !has(self.grantTypes) || !self.grantTypes.exists(g, g == 'session')",message="the session grant needs the clientSecret method (sessions authenticate with API_KEY and API_SECRET)"
+// +kubebuilder:validation:XValidation:rule="!has(self.authenticationMethods) || self.authenticationMethods.exists(m, m == 'clientSecret') || !has(self.existingSecret) || !self.existingSecret",message="existingSecret needs the clientSecret method"
 type OAuthClientSpec struct {
 	// grantTypes lists the ways this client may obtain tokens.
 	// +kubebuilder:validation:MinItems=1
@@ -114,6 +129,24 @@ type OAuthClientSpec struct {
 	// +optional
 	TokenFormat TokenFormat `json:"tokenFormat,omitempty"`
 
+	// serviceAccountName binds a ServiceAccount in this OAuthClient's own namespace (a name, never another
+	// namespace's account): pods running as it authenticate as this client with their projected token as an
+	// RFC 7523 client assertion, whose audience is the token server's (by default its issuer URL, published as
+	// "service_account_token_audience" in /.well-known/oauth-authorization-server).
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	// +optional
+	ServiceAccountName string `json:"serviceAccountName,omitempty"`
+	// authenticationMethods are the ways this client may authenticate: clientSecret (a generated CLIENT_SECRET)
+	// and serviceAccountToken (the token of spec.serviceAccountName). When unset: clientSecret, plus
+	// serviceAccountToken when spec.serviceAccountName is set. Without clientSecret no secret is generated and
+	// the consumer Secret carries only CLIENT_ID and TOKEN_URL; listing both lets a client migrate from secrets
+	// to ServiceAccount tokens.
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=2
+	// +listType=set
+	// +optional
+	AuthenticationMethods []AuthenticationMethod `json:"authenticationMethods,omitempty"`
 	// rotationGracePeriod is how long the previous secret keeps working after a rotation. Defaults to 24h; at most 720h.
 	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('0s') && duration(self) <= duration('720h')",message="rotationGracePeriod must be between 0s and 720h"
 	// +kubebuilder:validation:Type=string
@@ -183,4 +216,26 @@ type OAuthClientList struct {
 	metav1.TypeMeta `json:",inline"`
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []OAuthClient `json:"items"`
+}
+
+// EffectiveAuthenticationMethods is spec.authenticationMethods with its default applied: clientSecret, plus
+// serviceAccountToken when spec.serviceAccountName is set.
+func (s *OAuthClientSpec) EffectiveAuthenticationMethods() []AuthenticationMethod {
+	if len(s.AuthenticationMethods) > 0 {
+		return s.AuthenticationMethods
+	}
+	if s.ServiceAccountName != "" {
+		return []AuthenticationMethod{AuthClientSecret, AuthServiceAccountToken}
+	}
+	return []AuthenticationMethod{AuthClientSecret}
+}
+
+// Allows reports whether the client may authenticate with m.
+func (s *OAuthClientSpec) Allows(m AuthenticationMethod) bool {
+	for _, x := range s.EffectiveAuthenticationMethods() {
+		if x == m {
+			return true
+		}
+	}
+	return false
 }

@@ -154,6 +154,11 @@ func (in *OAuthClientSpec) DeepCopyInto(out *OAuthClientSpec) {
 		*out = new(int64)
 		**out = **in
 	}
+	if in.AuthenticationMethods != nil {
+		in, out := &in.AuthenticationMethods, &out.AuthenticationMethods
+		*out = make([]AuthenticationMethod, len(*in))
+		copy(*out, *in)
+	}
 	if in.RotationGracePeriod != nil {
 		in, out := &in.RotationGracePeriod, &out.RotationGracePeriod
 		*out = new(v1.Duration)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	authenticationv1 "k8s.io/api/authentication/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -354,6 +355,11 @@ func TestRBACLeastPrivilege(t *testing.T) {
 		{"the token server cannot patch users", serverSA, access{namespace: otherNamespace, verb: "patch", group: auth, resource: "users", name: "alice"}, false},
 		{"the token server cannot read users", serverSA, access{namespace: otherNamespace, verb: "get", group: auth, resource: "users", name: "alice"}, false},
 		{"the token server cannot patch oauthclients/status", serverSA, access{namespace: otherNamespace, verb: "patch", group: auth, resource: "oauthclients", subresource: "status", name: "app"}, false},
+		{"the token server can create TokenReviews (ServiceAccount tokens as client credentials)", serverSA, access{verb: "create", group: "authentication.k8s.io", resource: "tokenreviews"}, true},
+		{"the token server cannot create SubjectAccessReviews", serverSA, access{verb: "create", group: "authorization.k8s.io", resource: "subjectaccessreviews"}, false},
+		{"the token server cannot read pods", serverSA, access{namespace: otherNamespace, verb: "list", resource: "pods"}, false},
+		{"the token server cannot read ServiceAccounts", serverSA, access{namespace: otherNamespace, verb: "get", resource: "serviceaccounts", name: "app"}, false},
+		{"the token server cannot mint ServiceAccount tokens", serverSA, access{namespace: otherNamespace, verb: "create", resource: "serviceaccounts", subresource: "token", name: "app"}, false},
 		{"the token server cannot take the controller's leader lease", serverSA, access{namespace: releaseNamespace, verb: "update", group: "coordination.k8s.io", resource: "leases", name: "tokensmith-controller"}, false},
 
 		{"the controller can create Secrets in any namespace", controllerSA, access{namespace: otherNamespace, verb: "create", resource: "secrets"}, true},
@@ -410,6 +416,10 @@ func TestRBACLeastPrivilege(t *testing.T) {
 		s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "tokensmith-revocations", Namespace: releaseNamespace}}
 		if _, err := kube.CoreV1().Secrets(releaseNamespace).Create(ctx, s, metav1.CreateOptions{}); !apierrors.IsForbidden(err) {
 			t.Errorf("creating a Secret: err=%v, want Forbidden", err)
+		}
+		tr := &authenticationv1.TokenReview{Spec: authenticationv1.TokenReviewSpec{Token: "not-a-token"}}
+		if got, err := kube.AuthenticationV1().TokenReviews().Create(ctx, tr, metav1.CreateOptions{}); err != nil || got.Status.Authenticated {
+			t.Errorf("a TokenReview: %+v, %v; want an answer, not authenticated", got, err)
 		}
 	})
 }

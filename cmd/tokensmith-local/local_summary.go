@@ -46,6 +46,16 @@ func printLocalSummary(ctx context.Context, c client.Client, w io.Writer, f loca
 				"    -d \"{\\\"api_key\\\":\\\"$(secret %s API_KEY %s)\\\",\\\"secret\\\":\\\"$(secret %s API_SECRET %s)\\\"}\"\n",
 				base, *oc.Spec.NumericID, s, ns, s, ns)
 		}
+		if slices.Contains(grants, authv1alpha1.GrantClientCredentials) && oc.Spec.Allows(authv1alpha1.AuthServiceAccountToken) {
+			// The local issuer is the audience; kubectl mints the token as the kubelet would for a pod.
+			fmt.Fprintf(w, "  # OAuth 2.0 client_credentials with a token of ServiceAccount %s (no secret)\n"+
+				"  curl -s %s/oauth/token -d grant_type=client_credentials -d client_assertion_type=urn:ietf:params:oauth:client-assertion-type:jwt-bearer \\\n"+
+				"    -d client_assertion=\"$(kubectl create token %s -n %s --audience %s)\"\n",
+				oc.Spec.ServiceAccountName, base, oc.Spec.ServiceAccountName, ns, base)
+		}
+		if !oc.Spec.Allows(authv1alpha1.AuthClientSecret) {
+			continue
+		}
 		if slices.Contains(grants, authv1alpha1.GrantClientCredentials) {
 			fmt.Fprintf(w, "  # client-credentials v1\n  curl -s -X POST %s/v1/auth/token -d client_id=$(secret %s CLIENT_ID %s) -d client_secret=$(secret %s CLIENT_SECRET %s)\n",
 				base, s, ns, s, ns)

@@ -225,6 +225,10 @@ func run(nClients, nUsers, conc int, dur time.Duration, phase func(string) bool,
 	}
 	rep.FixturesSec = took.Seconds()
 	logf("fixtures written in %.1fs", took.Seconds())
+	saClients, err := writeServiceAccountFixtures(ctx, cfg, k8s, 64, benchIssuer)
+	if err != nil {
+		return err
+	}
 
 	var heapBefore uint64
 	if phase("memory") {
@@ -236,7 +240,7 @@ func run(nClients, nUsers, conc int, dur time.Duration, phase func(string) bool,
 	syncStart := time.Now()
 	go func() {
 		err := server.Run(ctx, cfg, server.RunOptions{
-			Options: server.Options{Issuer: "https://tokensmith.bench", DeviceLoginClient: deviceLoginClient, Logger: srvLog,
+			Options: server.Options{Issuer: benchIssuer, DeviceLoginClient: deviceLoginClient, Logger: srvLog,
 				DeviceRecorder: noRecorder{}, RateLimits: server.NoRateLimits()},
 			Namespace: serverNamespace, Listen: listen, AdminListen: admin,
 		})
@@ -342,10 +346,12 @@ func run(nClients, nUsers, conc int, dur time.Duration, phase func(string) bool,
 		add(closedLoop("v1 client-credentials opaque", hc, conc, dur, func(w, i int) (*http.Request, error) {
 			return post(baseURL+"/v1/auth/token", form, ccBody(pick(w, i, 1)))
 		}))
-		add(closedLoop("oauth2 client_credentials ES256", hc, conc, dur, func(w, i int) (*http.Request, error) {
+		secretRow := closedLoop("oauth2 client_credentials ES256", hc, conc, dur, func(w, i int) (*http.Request, error) {
 			c := pick(w, i, 0)
 			return post(baseURL+"/oauth/token", form, []byte(url.Values{"grant_type": {"client_credentials"}, "client_id": {c.ID}, "client_secret": {c.Secret}}.Encode()))
-		}))
+		})
+		add(secretRow)
+		add(assertionRow(hc, conc, dur, baseURL, "http://"+admin+"/metrics", saClients, secretRow))
 		add(closedLoop("session (HS512)", hc, conc, dur, func(w, i int) (*http.Request, error) {
 			c := pick(w, i, w%2)
 			b, _ := json.Marshal(map[string]string{"api_key": c.APIKey, "secret": c.APISec})

@@ -164,7 +164,12 @@ type ClientVerifier struct {
 	// Audiences are the "aud" of the client's tokens; empty means the issuer.
 	Audiences []string `json:"audiences,omitempty"`
 	// Secrets: the current generation first, then previous ones until they expire.
+	// Empty when the client may not authenticate with a secret.
 	Secrets []SecretDigests `json:"secrets"`
+	// ServiceAccountName is set when the client may authenticate with a token of
+	// this ServiceAccount, in Namespace (never another namespace's), as an RFC 7523
+	// client assertion.
+	ServiceAccountName string `json:"serviceAccountName,omitempty"`
 	// PolicyDenied is set while no TokenPolicy allows the OAuthClient: the
 	// token server treats the verifier as absent (no token issued, none
 	// accepted), and everything else stays as it was, so that a policy that

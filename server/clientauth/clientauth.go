@@ -2,6 +2,7 @@ package clientauth
 
 import (
 	"encoding/base64"
+	"errors"
 	"net/http"
 	"net/url"
 	"strings"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/tokensmith/tokensmith/internal/credstore"
 	"github.com/tokensmith/tokensmith/server/index"
+	"github.com/tokensmith/tokensmith/server/saauth"
 )
 
 // Method is how the client presented its credentials.
@@ -22,12 +24,18 @@ const (
 	MethodBasic
 	// MethodPost is client_id and client_secret in the body (client_secret_post).
 	MethodPost
+	// MethodAssertion is an RFC 7523 client assertion: the token of the
+	// ServiceAccount the client binds (private_key_jwt in the metadata).
+	MethodAssertion
 )
 
 // Wire codes of Error.
 const (
 	CodeInvalidRequest = "invalid_request"
 	CodeInvalidClient  = "invalid_client"
+	// CodeUnavailable: a client assertion could not be verified because the
+	// API server did not answer (503); the client should retry.
+	CodeUnavailable = "temporarily_unavailable"
 )
 
 // Error is a failed client authentication. Code is the RFC 6749 5.2 error
@@ -48,6 +56,10 @@ func (e *Error) InvalidRequest() bool { return e.Code == CodeInvalidRequest }
 // InvalidClient reports whether the client is unknown, the secret wrong, or
 // no credentials were sent: 401 invalid_client.
 func (e *Error) InvalidClient() bool { return e.Code == CodeInvalidClient }
+
+// Unavailable reports whether a client assertion could not be verified for
+// now (the API server unreachable, no cached verdict): 503.
+func (e *Error) Unavailable() bool { return e.Code == CodeUnavailable }
 
 func invalidRequest(reason string) *Error {
 	return &Error{Code: CodeInvalidRequest, Status: http.StatusBadRequest, Reason: reason}
@@ -79,6 +91,95 @@ func AuthenticateAt(r *http.Request, form url.Values, snap *index.Snapshot, now 
 		return nil, method, invalidClient("unknown client or wrong secret")
 	}
 	return c, method, nil
+}
+
+// AuthenticateWith is AuthenticateAt that also takes RFC 7523 client
+// assertions (client_assertion_type jwt-bearer and client_assertion, a
+// ServiceAccount token) verified by assertions; nil assertions refuses them.
+// An assertion authenticates the client that binds the token's ServiceAccount
+// in the same namespace; client_id may be sent and must then name that
+// client (it is needed when several clients bind the ServiceAccount). An
+// assertion together with a client secret or HTTP Basic is refused. Only an
+// assertion for a bound ServiceAccount, passing every local check, costs an
+// API call, and that only when no verdict is cached.
+func AuthenticateWith(r *http.Request, form url.Values, snap *index.Snapshot, now time.Time, assertions *saauth.Verifier) (*index.Client, Method, error) {
+	raw, present, err := saauth.FromForm(form)
+	if !present {
+		return AuthenticateAt(r, form, snap, now)
+	}
+	if err != nil {
+		return nil, MethodAssertion, invalidClient("assertion: " + saauth.ReasonOf(err))
+	}
+	if len(form["client_secret"]) > 0 || len(r.Header.Values("Authorization")) > 0 {
+		// RFC 6749 2.3: one method per request. Refused as invalid_client, not
+		// invalid_request: a client sending both does not know which it is.
+		return nil, MethodAssertion, invalidClient("assertion: " + saauth.ReasonWithSecret)
+	}
+	ids := form["client_id"]
+	if len(ids) > 1 {
+		return nil, MethodAssertion, invalidRequest("repeated client parameter")
+	}
+	if assertions == nil || snap == nil {
+		return nil, MethodAssertion, invalidClient("assertion: client assertions are not accepted")
+	}
+	a, err := assertions.Parse(raw)
+	if err != nil {
+		return nil, MethodAssertion, invalidClient("assertion: " + saauth.ReasonOf(err))
+	}
+	c, reason := boundClient(snap.ServiceAccountClients(a.Namespace, a.ServiceAccount), ids)
+	if c == nil {
+		return nil, MethodAssertion, invalidClient("assertion: " + reason)
+	}
+	if err := assertions.Verify(r.Context(), a); err != nil {
+		if e := (*saauth.Error)(nil); errors.As(err, &e) && e.Unavailable() {
+			return nil, MethodAssertion, &Error{Code: CodeUnavailable, Status: http.StatusServiceUnavailable, Reason: "assertion: " + e.Reason}
+		}
+		return nil, MethodAssertion, invalidClient("assertion: " + saauth.ReasonOf(err))
+	}
+	return c, MethodAssertion, nil
+}
+
+// boundClient picks the client an assertion stands for among those binding
+// its ServiceAccount: the one client_id names, else the only one.
+func boundClient(bound []*index.Client, ids []string) (*index.Client, string) {
+	if len(ids) == 1 {
+		for _, c := range bound {
+			if c.ClientID == ids[0] {
+				return c, ""
+			}
+		}
+		if len(bound) == 0 {
+			return nil, saauth.ReasonNotBound
+		}
+		return nil, saauth.ReasonClientID
+	}
+	switch len(bound) {
+	case 0:
+		return nil, saauth.ReasonNotBound
+	case 1:
+		return bound[0], ""
+	}
+	return nil, "several clients bind the ServiceAccount and no client_id says which"
+}
+
+// PresentedID is what the per-client limiter counts a request against, read
+// before any check of a credential: the client id of Basic or the body, or
+// for an assertion without one, its ServiceAccount ("system:serviceaccount:
+// <namespace>:<name>", so that a flood of assertions for one ServiceAccount is
+// slowed before any TokenReview).
+func PresentedID(r *http.Request, form url.Values, assertions *saauth.Verifier) string {
+	if id, _, ok := ParseBasic(r.Header.Get("Authorization")); ok {
+		return id
+	}
+	if id := form.Get("client_id"); id != "" {
+		return id
+	}
+	if raw, present, err := saauth.FromForm(form); present && err == nil && assertions != nil {
+		if a, err := assertions.Parse(raw); err == nil {
+			return a.Subject()
+		}
+	}
+	return ""
 }
 
 // credentials extracts the client id and secret, refusing both methods at once.

@@ -96,6 +96,7 @@ func (ix *Index) applyChanges(prev *Snapshot) (*Snapshot, bool) {
 	copyClients := func() {
 		if !clientsCopied {
 			next.clients, next.clientsByNumeric, clientsCopied = maps.Clone(prev.clients), maps.Clone(prev.clientsByNumeric), true
+			next.clientsBySA = maps.Clone(prev.clientsBySA)
 		}
 	}
 	copyUsers := func() {
@@ -116,6 +117,7 @@ func (ix *Index) applyChanges(prev *Snapshot) (*Snapshot, bool) {
 			if n := old.client.NumericID; n != 0 {
 				delete(next.clientsByNumeric, n)
 			}
+			unbindSA(next.clientsBySA, old.client)
 		case old.user != nil:
 			copyUsers()
 			if name := old.user.Username; name != "" {
@@ -134,6 +136,7 @@ func (ix *Index) applyChanges(prev *Snapshot) (*Snapshot, bool) {
 				if n := e.client.NumericID; n != 0 {
 					next.clientsByNumeric[n] = e.client
 				}
+				bindSA(next.clientsBySA, e.client)
 			}
 		case e.user != nil:
 			copyUsers()

@@ -230,6 +230,7 @@ func (ix *Index) fullRebuild() {
 	snap := &Snapshot{
 		clients:          make(map[string]*Client, len(clients)),
 		clientsByNumeric: make(map[int64]*Client),
+		clientsBySA:      make(map[string][]*Client),
 		users:            make(map[string]*User, len(users)),
 		revoked:          revoked,
 	}
@@ -239,6 +240,7 @@ func (ix *Index) fullRebuild() {
 	numeric := map[int64]*entry{}
 	for id, e := range clients {
 		snap.clients[id] = e.client
+		bindSA(snap.clientsBySA, e.client)
 		if n := e.client.NumericID; n != 0 {
 			if cur, ok := numeric[n]; !ok || e.older(cur) {
 				numeric[n] = e
@@ -325,8 +327,9 @@ func parse(s Secret) (*entry, error) {
 		if err := credstore.Decode(data, &v); err != nil {
 			return nil, err
 		}
-		if v.ClientID == "" || len(v.Secrets) == 0 {
-			return nil, fault("client verifier without a client id or secrets")
+		// A client bound to a ServiceAccount may have no secret at all.
+		if v.ClientID == "" || len(v.Secrets) == 0 && v.ServiceAccountName == "" {
+			return nil, fault("client verifier without a client id, or without secrets and a ServiceAccount")
 		}
 		if v.PolicyDenied {
 			// No TokenPolicy allows the client: as if it did not exist.

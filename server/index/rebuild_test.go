@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 
@@ -80,7 +81,10 @@ func TestIncrementalRebuildMatchesFull(t *testing.T) {
 			if rng.IntN(3) == 0 {
 				numeric = int64(rng.IntN(5000) + 1)
 			}
-			e.client = &Client{ClientVerifier: credstore.ClientVerifier{ClientID: id, NumericID: numeric}}
+			e.client = &Client{ClientVerifier: credstore.ClientVerifier{Namespace: "ns", ClientID: id, NumericID: numeric}}
+			if rng.IntN(3) == 0 { // a few ServiceAccounts, some bound by several clients
+				e.client.ServiceAccountName = fmt.Sprintf("sa-%d", rng.IntN(5))
+			}
 		} else {
 			username := "user-" + name
 			if rng.IntN(40) == 0 {
@@ -121,7 +125,8 @@ func TestIncrementalRebuildMatchesFull(t *testing.T) {
 		ix.mu.Unlock()
 		ref.fullRebuild()
 		got, want := ix.Snapshot(), ref.Snapshot()
-		if !maps.Equal(got.clients, want.clients) || !maps.Equal(got.clientsByNumeric, want.clientsByNumeric) || !maps.Equal(got.users, want.users) {
+		if !maps.Equal(got.clients, want.clients) || !maps.Equal(got.clientsByNumeric, want.clientsByNumeric) || !maps.Equal(got.users, want.users) ||
+			!sameBindings(got.clientsBySA, want.clientsBySA) {
 			t.Fatalf("round %d: incremental snapshot differs from a full rebuild:\nclients %d/%d numeric %d/%d users %d/%d",
 				round, len(got.clients), len(want.clients), len(got.clientsByNumeric), len(want.clientsByNumeric), len(got.users), len(want.users))
 		}
@@ -168,4 +173,66 @@ func BenchmarkRebuild(b *testing.B) {
 			ix.rebuild()
 		}
 	})
+}
+
+// sameBindings compares two clientsBySA maps, in any order within a key.
+func sameBindings(a, b map[string][]*Client) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, x := range a {
+		y := b[k]
+		if len(x) != len(y) {
+			return false
+		}
+		for _, c := range x {
+			if !slices.Contains(y, c) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func TestServiceAccountClientsStayInTheirNamespace(t *testing.T) {
+	s, err := NewSnapshot([]credstore.ClientVerifier{
+		{Namespace: "team-a", ClientID: "a1", ServiceAccountName: "app"},
+		{Namespace: "team-a", ClientID: "a2", ServiceAccountName: "app"},
+		{Namespace: "team-b", ClientID: "b1", ServiceAccountName: "app"},
+		{Namespace: "team-a", ClientID: "secret-only"},
+	}, nil, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := func(cs []*Client) []string {
+		var out []string
+		for _, c := range cs {
+			out = append(out, c.ClientID)
+		}
+		slices.Sort(out)
+		return out
+	}
+	for _, tc := range []struct{ ns, name, want string }{
+		{"team-a", "app", "[a1 a2]"}, {"team-b", "app", "[b1]"}, {"team-c", "app", "[]"}, {"team-a", "other", "[]"},
+	} {
+		if got := fmt.Sprint(ids(s.ServiceAccountClients(tc.ns, tc.name))); got != tc.want {
+			t.Errorf("%s/%s: %s, want %s", tc.ns, tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestAClientWithoutSecretsNeedsAServiceAccount(t *testing.T) {
+	doc := func(v credstore.ClientVerifier) Secret {
+		b, err := credstore.Encode(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return Secret{Name: "v", Type: credstore.TypeClientVerifier, Data: b, HasData: true}
+	}
+	if e, err := parse(doc(credstore.ClientVerifier{Namespace: "apps", ClientID: "reports", ServiceAccountName: "reports"})); err != nil || e.client == nil {
+		t.Fatalf("a ServiceAccount client without secrets: %v", err)
+	}
+	if _, err := parse(doc(credstore.ClientVerifier{Namespace: "apps", ClientID: "nothing"})); err == nil {
+		t.Fatal("a client with neither secrets nor a ServiceAccount was accepted")
+	}
 }

@@ -60,9 +60,13 @@ func (u *User) Ref() UserRef { return UserRef{Namespace: u.Namespace, Name: u.Na
 type Snapshot struct {
 	clients          map[string]*Client
 	clientsByNumeric map[int64]*Client
-	users            map[string]*User
-	keyring          *tokens.Keyring
-	revoked          map[string]time.Time
+	// clientsBySA: "namespace/name" of a ServiceAccount to the clients that
+	// bind it (usually one). Slices are never changed in place: snapshots
+	// share them.
+	clientsBySA map[string][]*Client
+	users       map[string]*User
+	keyring     *tokens.Keyring
+	revoked     map[string]time.Time
 }
 
 // NewSnapshot builds a snapshot from documents. Entries that collide on a
@@ -73,6 +77,7 @@ func NewSnapshot(clients []credstore.ClientVerifier, users []credstore.UserVerif
 	s := &Snapshot{
 		clients:          make(map[string]*Client, len(clients)),
 		clientsByNumeric: make(map[int64]*Client),
+		clientsBySA:      make(map[string][]*Client),
 		users:            make(map[string]*User, len(users)),
 		revoked:          make(map[string]time.Time, len(revocations)),
 	}
@@ -128,6 +133,36 @@ func (s *Snapshot) addClient(c *Client) {
 			s.clientsByNumeric[c.NumericID] = c
 		}
 	}
+	bindSA(s.clientsBySA, c)
+}
+
+// saKey is the clientsBySA key of c's ServiceAccount, "" when it binds none.
+func saKey(c *Client) string {
+	if c.ServiceAccountName == "" || c.Namespace == "" {
+		return ""
+	}
+	return c.Namespace + "/" + c.ServiceAccountName
+}
+
+// bindSA adds c to m under its ServiceAccount, in a new slice.
+func bindSA(m map[string][]*Client, c *Client) {
+	if k := saKey(c); k != "" {
+		m[k] = append(slices.Clip(m[k]), c)
+	}
+}
+
+// unbindSA removes c from m, in a new slice.
+func unbindSA(m map[string][]*Client, c *Client) {
+	k := saKey(c)
+	if k == "" {
+		return
+	}
+	rest := slices.DeleteFunc(slices.Clone(m[k]), func(o *Client) bool { return o == c })
+	if len(rest) == 0 {
+		delete(m, k)
+		return
+	}
+	m[k] = rest
 }
 
 func (s *Snapshot) addUser(u *User) {
@@ -139,6 +174,13 @@ func (s *Snapshot) addUser(u *User) {
 
 // Client returns the client with this client id, or nil.
 func (s *Snapshot) Client(clientID string) *Client { return s.clients[clientID] }
+
+// ServiceAccountClients returns the clients that bind the ServiceAccount
+// namespace/name (spec.serviceAccountName, allowed as a method), usually one.
+// The slice must not be changed.
+func (s *Snapshot) ServiceAccountClients(namespace, name string) []*Client {
+	return s.clientsBySA[namespace+"/"+name]
+}
 
 // ClientByNumericID returns the client with this numericID, or nil.
 func (s *Snapshot) ClientByNumericID(id int64) *Client { return s.clientsByNumeric[id] }

@@ -39,6 +39,11 @@ var (
 	errUnauthorizedClient = &Error{Status: http.StatusBadRequest, Code: "unauthorized_client", Description: "The authenticated client is not authorized to use this authorization grant type."}
 	errServer             = &Error{Status: http.StatusInternalServerError, Code: "server_error", Description: descServerError}
 	errBusy               = &Error{Status: http.StatusServiceUnavailable, Code: "temporarily_unavailable", Description: descUnavailable}
+	// errAssertionUnavailable: a ServiceAccount token with no cached verdict
+	// while the API server does not answer. 503, not invalid_client: the
+	// client's credential may be fine, and it should retry.
+	errAssertionUnavailable = &Error{Status: http.StatusServiceUnavailable, Code: "temporarily_unavailable", Description: descUnavailable,
+		Hint: HintAssertionUnavailable}
 	// errTooMany reuses temporarily_unavailable, the code this endpoint already
 	// answers when busy: RFC 6749 5.2 defines no rate-limit code for the token
 	// endpoint, slow_down (RFC 8628) means "poll less often" to device-flow
@@ -47,6 +52,10 @@ var (
 	errMethod   = &Error{Status: http.StatusMethodNotAllowed, Code: "invalid_request", Description: descInvalidRequest, Hint: "The token endpoint accepts only POST"}
 	errTooLarge = &Error{Status: http.StatusRequestEntityTooLarge, Code: "invalid_request", Description: descInvalidRequest, Hint: "The request body is too large"}
 )
+
+// HintAssertionUnavailable is the hint of the 503 answered to a ServiceAccount
+// token the API server could not be asked about.
+const HintAssertionUnavailable = "The Kubernetes API server could not be reached to verify the ServiceAccount token; retry later"
 
 // errInvalidScope does not name the offending scope, unlike league's hint:
 // what a client sends as a scope is its input, and a secret pasted into the

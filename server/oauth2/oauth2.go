@@ -13,6 +13,7 @@ import (
 	"github.com/tokensmith/tokensmith/server/internal/httpx"
 	"github.com/tokensmith/tokensmith/server/internal/issue"
 	"github.com/tokensmith/tokensmith/server/login"
+	"github.com/tokensmith/tokensmith/server/saauth"
 	"github.com/tokensmith/tokensmith/server/tokens"
 )
 
@@ -96,23 +97,29 @@ func (h *Handler) serve(x *exchange) (grant string, _ *response, _ error) {
 	x.now = h.deps.Now()
 	_, _, basicUsed := x.r.BasicAuth()
 	x.basic = basicUsed || strings.HasPrefix(strings.ToLower(x.r.Header.Get("Authorization")), "basic ")
-	if !x.basic && x.r.Header.Get("Authorization") == "" {
+	_, assertion := form[saauth.ParamAssertion]
+	_, assertionType := form[saauth.ParamAssertionType]
+	if !x.basic && x.r.Header.Get("Authorization") == "" && !assertion && !assertionType {
 		// league answers a request without any client credentials with invalid_request.
 		if _, err := required(form, "client_id"); err != nil {
 			return grant, nil, err
 		}
 	}
-	if id := presentedClientID(x.r, form); id != "" {
+	if id := clientauth.PresentedID(x.r, form, h.deps.Assertions); id != "" {
 		if err := h.deps.CheckClient(Dialect, id); err != nil {
 			return grant, nil, err
 		}
 	}
-	c, method, err := clientauth.AuthenticateAt(x.r, form, x.snap, x.now)
+	c, method, err := clientauth.AuthenticateWith(x.r, form, x.snap, x.now, h.deps.Assertions)
 	if err != nil {
 		var ce *clientauth.Error
 		if errors.As(err, &ce) {
-			if ce.InvalidRequest() {
+			h.deps.Logger.V(1).Info("client authentication failed", "reason", ce.Reason)
+			switch {
+			case ce.InvalidRequest():
 				return grant, nil, invalidRequest("")
+			case ce.Unavailable():
+				return grant, nil, errAssertionUnavailable
 			}
 			return grant, nil, errInvalidClient
 		}
@@ -132,15 +139,6 @@ func (h *Handler) serve(x *exchange) (grant string, _ *response, _ error) {
 		resp, err = h.clientCredentials(x)
 	}
 	return grant, resp, err
-}
-
-// presentedClientID is the client id a request names, Basic first, before any
-// check of its secret: the per-client limiter keys on it.
-func presentedClientID(r *http.Request, form url.Values) string {
-	if id, _, ok := clientauth.ParseBasic(r.Header.Get("Authorization")); ok {
-		return id
-	}
-	return form.Get("client_id")
 }
 
 // password is grant_type=password (RFC 6749 4.3).

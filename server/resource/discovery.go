@@ -8,6 +8,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 
 	"github.com/tokensmith/tokensmith/internal/credstore"
+	"github.com/tokensmith/tokensmith/server/saauth"
 )
 
 // jwks publishes the ES256 public keys: the current one and every retired one
@@ -44,10 +45,26 @@ type Metadata struct {
 	TokenEndpointAuthMethodsSupported         []string `json:"token_endpoint_auth_methods_supported"`
 	IntrospectionEndpointAuthMethodsSupported []string `json:"introspection_endpoint_auth_methods_supported"`
 	RevocationEndpointAuthMethodsSupported    []string `json:"revocation_endpoint_auth_methods_supported"`
+	// The signing algorithms of client assertions (RFC 8414: required with private_key_jwt).
+	TokenEndpointAuthSigningAlgs         []string `json:"token_endpoint_auth_signing_alg_values_supported,omitempty"`
+	IntrospectionEndpointAuthSigningAlgs []string `json:"introspection_endpoint_auth_signing_alg_values_supported,omitempty"`
+	RevocationEndpointAuthSigningAlgs    []string `json:"revocation_endpoint_auth_signing_alg_values_supported,omitempty"`
+	// ServiceAccountTokenAudience is tokensmith's: the audience a pod's projected
+	// ServiceAccount token must carry to serve as a client assertion.
+	ServiceAccountTokenAudience string `json:"service_account_token_audience,omitempty"`
 }
 
 // authMethods are the client authentication methods of every endpoint.
-var authMethods = []string{"client_secret_basic", "client_secret_post"}
+// private_key_jwt is the RFC 7523 client assertion (a JWT signed with a
+// private key); here the JWT is the pod's ServiceAccount token, signed by the
+// cluster and checked by the API server, not a key registered with tokensmith:
+// the closest registered name, and what client libraries send the same way.
+func (h *Handlers) authMethods() []string {
+	if h.o.Assertions == nil {
+		return []string{"client_secret_basic", "client_secret_post"}
+	}
+	return []string{"client_secret_basic", "client_secret_post", "private_key_jwt"}
+}
 
 func (h *Handlers) metadata(w http.ResponseWriter, r *http.Request) {
 	md := Metadata{
@@ -59,9 +76,15 @@ func (h *Handlers) metadata(w http.ResponseWriter, r *http.Request) {
 		// There is no authorization endpoint, hence no response type: the list is empty, not absent.
 		ResponseTypesSupported:                    []string{},
 		GrantTypesSupported:                       []string{credstore.GrantClientCredentials, credstore.GrantPassword, credstore.GrantRefreshToken},
-		TokenEndpointAuthMethodsSupported:         authMethods,
-		IntrospectionEndpointAuthMethodsSupported: authMethods,
-		RevocationEndpointAuthMethodsSupported:    authMethods,
+		TokenEndpointAuthMethodsSupported:         h.authMethods(),
+		IntrospectionEndpointAuthMethodsSupported: h.authMethods(),
+		RevocationEndpointAuthMethodsSupported:    h.authMethods(),
+	}
+	if h.o.Assertions != nil {
+		md.TokenEndpointAuthSigningAlgs = saauth.SigningAlgs
+		md.IntrospectionEndpointAuthSigningAlgs = saauth.SigningAlgs
+		md.RevocationEndpointAuthSigningAlgs = saauth.SigningAlgs
+		md.ServiceAccountTokenAudience = h.o.Assertions.Audience()
 	}
 	writeCacheable(w, r, md, "public, max-age=3600")
 }

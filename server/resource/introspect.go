@@ -63,11 +63,17 @@ func (h *Handlers) authenticate(r *http.Request) (*authenticated, *Error) {
 		return nil, errUnavailable
 	}
 	now := h.o.Now()
-	c, _, err := clientauth.AuthenticateAt(r, form, snap, now)
+	c, _, err := clientauth.AuthenticateWith(r, form, snap, now, h.o.Assertions)
 	if err != nil {
 		var ce *clientauth.Error
-		if errors.As(err, &ce) && ce.InvalidRequest() {
-			return nil, errInvalidReq
+		if errors.As(err, &ce) {
+			h.o.Logger.V(1).Info("client authentication failed", "reason", ce.Reason)
+			switch {
+			case ce.InvalidRequest():
+				return nil, errInvalidReq
+			case ce.Unavailable():
+				return nil, errAssertionUnavailable
+			}
 		}
 		return nil, errClient
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/tokensmith/tokensmith/server/index"
 	"github.com/tokensmith/tokensmith/server/internal/httpx"
+	"github.com/tokensmith/tokensmith/server/saauth"
 )
 
 // Paths served by Mount.
@@ -36,6 +37,9 @@ type Options struct {
 	// Revoker records revocations durably. When nil, /oauth/revoke answers
 	// 503: a revocation that does not reach every replica is not offered.
 	Revoker Revoker
+	// Assertions verifies ServiceAccount tokens sent as client assertions
+	// on introspection and revocation; nil refuses them.
+	Assertions *saauth.Verifier
 	// SessionRevocationTTL is how long a revoked session id is kept: at least
 	// the longest refresh token lifetime, since a refreshed session's newer
 	// refresh tokens outlive the one presented. Default MaxTokenLifetime.
@@ -135,6 +139,8 @@ var (
 	errInvalidReq   = &Error{http.StatusBadRequest, "invalid_request", "The request is malformed."}
 	errClient       = &Error{http.StatusUnauthorized, "invalid_client", "Client authentication failed."}
 	errUnavailable  = &Error{http.StatusServiceUnavailable, "temporarily_unavailable", "The server cannot handle the request now; retry later."}
+	// errAssertionUnavailable: a ServiceAccount token with no cached verdict while the API server does not answer.
+	errAssertionUnavailable = &Error{http.StatusServiceUnavailable, "temporarily_unavailable", "The Kubernetes API server could not be reached to verify the ServiceAccount token; retry later."}
 	// errRevocationQuota answers only the client (or namespace) at its quota of live revocations.
 	errRevocationQuota = &Error{http.StatusServiceUnavailable, "temporarily_unavailable", "This client has too many live revocations; retry once some expire."}
 	errTooMany         = &Error{http.StatusTooManyRequests, "temporarily_unavailable", "Too many requests; retry after the Retry-After delay."}

@@ -74,6 +74,9 @@ func TestHelmInstallOnARealNode(t *testing.T) {
 			issued = svc.issueEveryDialect(t, creds, false)
 			secretsLog = append(secretsLog, issued.all()...)
 		}},
+		{"a pod with no Secret, only a projected ServiceAccount token, gets a token and verifies it with the JWKS", func(t *testing.T) {
+			checkServiceAccountClient(ctx, t, k, svc)
+		}},
 		{"the pods' logs hold no credential", func(t *testing.T) {
 			checkLogsHoldNone(ctx, t, k, secretsLog)
 		}},

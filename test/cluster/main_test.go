@@ -94,9 +94,11 @@ func run(m *testing.M) int {
 		}
 	}
 	code := func() int {
-		if err := cluster.ImportImage(context.Background(), filepath.Join(images, "tokensmith.tar")); err != nil {
-			fmt.Fprintf(os.Stderr, "test/cluster: importing the image: %v\n", err)
-			return 1
+		for _, tarball := range []string{"tokensmith.tar", "saclient.tar"} {
+			if err := cluster.ImportImage(context.Background(), filepath.Join(images, tarball)); err != nil {
+				fmt.Fprintf(os.Stderr, "test/cluster: importing %s: %v\n", tarball, err)
+				return 1
+			}
 		}
 		return m.Run()
 	}()
@@ -125,7 +127,7 @@ func buildImages(dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	for _, b := range []struct{ pkg, out string }{{".", "tokensmith"}, {"./hack/pause", "pause"}} {
+	for _, b := range []struct{ pkg, out string }{{".", "tokensmith"}, {"./hack/pause", "pause"}, {"./test/cluster/saclient", "saclient"}} {
 		cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", filepath.Join(dir, b.out), b.pkg)
 		cmd.Dir = repoRoot
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
@@ -139,6 +141,7 @@ func buildImages(dir string) error {
 	}{
 		{ociimage.Tokensmith(filepath.Join(dir, "tokensmith"), ociimage.Labels("cluster-test", "")), "tokensmith.tar", imageRepository + ":" + imageTag},
 		{ociimage.Pause(filepath.Join(dir, "pause")), "pause.tar", node.PauseImage},
+		{ociimage.Spec{Binary: filepath.Join(dir, "saclient"), Path: "/saclient", User: "65532:65532", WorkingDir: "/"}, "saclient.tar", saclientImage},
 	} {
 		img, err := ociimage.Build(i.spec)
 		if err != nil {

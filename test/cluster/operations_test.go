@@ -95,7 +95,8 @@ func TestOperationsUnderLoad(t *testing.T) {
 				t.Fatalf("helm install of %s: %v", previousRelease[:12], err)
 			}
 			waitDeploymentsAvailable(ctx, t, k)
-			applySamples(ctx, t, k)
+			// The previous release predates ServiceAccount clients: its CRD refuses the sample's fields.
+			applySamples(ctx, t, k, "service_account_client.yaml")
 			legacy := applyClient(ctx, t, k, "legacy-billing", nil)
 			waitSamplesReady(ctx, t, k, 2*time.Minute)
 			waitClientsReady(ctx, t, k, []string{legacy}, time.Minute)

@@ -106,7 +106,9 @@ func run(m *testing.M) int {
 	stopServer := startProcess(suite.logs, "server",
 		"--kubeconfig", serverKubeconfig, "--namespace", serverNamespace,
 		"--listen", listen, "--admin-listen", admin,
-		"--issuer", "https://tokensmith.test", "--device-login-client", deviceLoginClientID)
+		"--issuer", "https://tokensmith.test", "--device-login-client", deviceLoginClientID,
+		// 2s instead of 30s, so that the deletion bound is tested without waiting (serviceaccount_test.go).
+		"--service-account-verdict-max-age", "2s")
 	defer stopServer()
 
 	if err := waitReady(suite.adminURL+"/readyz", 60*time.Second); err != nil {

@@ -69,7 +69,7 @@ func TestLocalModeServesEveryDialectWithTheSamples(t *testing.T) {
 	case <-time.After(3 * time.Minute):
 		t.Fatalf("tokensmith-local did not become ready; stderr:\n%s", stderr.String())
 	}
-	for _, want := range []string{"/api/auth/session/", "/v1/auth/token", "/v1/oauth/", "grant_type=password", "KUBECONFIG="} {
+	for _, want := range []string{"/api/auth/session/", "/v1/auth/token", "/v1/oauth/", "grant_type=password", "KUBECONFIG=", "kubectl create token reports"} {
 		if !strings.Contains(printed, want) {
 			t.Errorf("the summary has no %q line:\n%s", want, printed)
 		}
@@ -91,6 +91,24 @@ func TestLocalModeServesEveryDialectWithTheSamples(t *testing.T) {
 	dialects := map[string]bool{}
 	for _, oc := range clients.Items {
 		creds := secretData(t, k8s, oc.Namespace, oc.Status.SecretName)
+		if oc.Spec.Allows(authv1alpha1.AuthServiceAccountToken) {
+			// As README says: kubectl create token against bin/local/kubeconfig, audience the local issuer.
+			out, err := exec.Command("kubectl", "--kubeconfig", filepath.Join(dir, "local", "kubeconfig"), "create", "token", //nolint:gosec // fixed arguments and the sample's names
+				oc.Spec.ServiceAccountName, "-n", oc.Namespace, "--audience", base).Output()
+			if err != nil {
+				t.Fatalf("kubectl create token %s: %v", oc.Spec.ServiceAccountName, err)
+			}
+			form := url.Values{"grant_type": {"client_credentials"}, "client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"},
+				"client_assertion": {strings.TrimSpace(string(out))}}
+			expectOK(t, "oauth2 client_credentials with a ServiceAccount token", post(t, base+"/oauth/token", "application/x-www-form-urlencoded", form.Encode()))
+			dialects["serviceaccount"] = true
+		}
+		if !oc.Spec.Allows(authv1alpha1.AuthClientSecret) {
+			if _, ok := creds["CLIENT_SECRET"]; ok {
+				t.Errorf("OAuthClient %s allows no secret, yet its Secret holds CLIENT_SECRET", oc.Name)
+			}
+			continue
+		}
 		for _, g := range oc.Spec.GrantTypes {
 			switch g {
 			case authv1alpha1.GrantSession:
@@ -111,7 +129,7 @@ func TestLocalModeServesEveryDialectWithTheSamples(t *testing.T) {
 	}
 	q := url.Values{"username": {user.Spec.Username}, "password": {password}}
 	expectOK(t, "device login", post(t, base+"/v1/oauth/?"+q.Encode(), "", ""))
-	for _, d := range []string{"session", "v1", "oauth2"} {
+	for _, d := range []string{"session", "v1", "oauth2", "serviceaccount"} {
 		if !dialects[d] {
 			t.Errorf("the samples have no client for the %s dialect", d)
 		}

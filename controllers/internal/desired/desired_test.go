@@ -205,3 +205,42 @@ func TestPasswordSecretKey(t *testing.T) {
 		}
 	}
 }
+
+func TestAClientWithoutTheSecretMethodHasNoSecret(t *testing.T) {
+	now := newClock().Now()
+	saOnly := &authv1alpha1.OAuthClient{Spec: authv1alpha1.OAuthClientSpec{ServiceAccountName: "runner",
+		AuthenticationMethods: []authv1alpha1.AuthenticationMethod{authv1alpha1.AuthServiceAccountToken}}}
+	both := &authv1alpha1.OAuthClient{Spec: authv1alpha1.OAuthClientSpec{ServiceAccountName: "runner"}}
+	secretOnly := &authv1alpha1.OAuthClient{}
+
+	if keys := CredentialKeys(saOnly); len(keys) != 0 {
+		t.Errorf("credential keys of a ServiceAccount-only client: %v", keys)
+	}
+	if d, problem := CurrentDigests(saOnly, "creds", nil); problem != "" || !d.ClientSecret.IsZero() {
+		t.Errorf("digests %+v, problem %q", d, problem)
+	}
+	old := []credstore.SecretDigests{digests("had-one")}
+	if secrets, changed := ClientDigests(saOnly, old, credstore.SecretDigests{}, now); secrets != nil || changed {
+		t.Errorf("dropping the method keeps %v (changed %v): it must stop at once, not after a grace period", secrets, changed)
+	}
+	if secrets, _ := ClientDigests(both, old, digests("had-one"), now); len(secrets) != 1 {
+		t.Errorf("both methods: %v", secrets)
+	}
+	if r, latest := Expiry(nil, now); r != 0 || latest != nil {
+		t.Errorf("Expiry(nil) = %v %v", r, latest)
+	}
+	for _, tc := range []struct {
+		oc   *authv1alpha1.OAuthClient
+		want string
+	}{{saOnly, "runner"}, {both, "runner"}, {secretOnly, ""}} {
+		if got := ClientVerifier(tc.oc, "id", nil).ServiceAccountName; got != tc.want {
+			t.Errorf("serviceAccountName %q, want %q", got, tc.want)
+		}
+	}
+	// The name alone: a spec naming a ServiceAccount, with methods that leave it out, binds none.
+	secretOnly.Spec.ServiceAccountName = "runner"
+	secretOnly.Spec.AuthenticationMethods = []authv1alpha1.AuthenticationMethod{authv1alpha1.AuthClientSecret}
+	if got := ClientVerifier(secretOnly, "id", nil).ServiceAccountName; got != "" {
+		t.Errorf("clientSecret only binds %q", got)
+	}
+}

@@ -39,8 +39,13 @@ func hasGrant(oc *authv1alpha1.OAuthClient, g authv1alpha1.GrantType) bool {
 	return slices.Contains(oc.Spec.GrantTypes, g)
 }
 
-// CredentialKeys are the keys whose values authenticate the client.
+// CredentialKeys are the keys whose values authenticate the client: none
+// for a client that may not authenticate with a secret (its ServiceAccount
+// token is its credential).
 func CredentialKeys(oc *authv1alpha1.OAuthClient) []string {
+	if !oc.Spec.Allows(authv1alpha1.AuthClientSecret) {
+		return nil
+	}
 	if hasGrant(oc, authv1alpha1.GrantSession) {
 		return []string{credstore.KeyClientSecret, credstore.KeyAPIKey, credstore.KeyAPISecret}
 	}
@@ -112,9 +117,18 @@ func GracePeriod(oc *authv1alpha1.OAuthClient) time.Duration {
 	return DefaultGracePeriod
 }
 
+// SecretKeys are every key that holds a secret, whatever the client's
+// grants: what leaves the consumer Secret of a client that may not
+// authenticate with a secret.
+var SecretKeys = []string{credstore.KeyClientSecret, credstore.KeyAPIKey, credstore.KeyAPISecret}
+
 // CurrentDigests digests the credentials in the consumer Secret's data; the
-// second return value says why they cannot be used.
+// second return value says why they cannot be used. A client without the
+// clientSecret method has none: the zero digests.
 func CurrentDigests(oc *authv1alpha1.OAuthClient, secretName string, data map[string][]byte) (credstore.SecretDigests, string) {
+	if !oc.Spec.Allows(authv1alpha1.AuthClientSecret) {
+		return credstore.SecretDigests{}, ""
+	}
 	for _, k := range CredentialKeys(oc) {
 		if len(data[k]) == 0 || len(data[k]) > maxValueLength {
 			return credstore.SecretDigests{}, fmt.Sprintf("Secret %s has no usable %s", secretName, k)
@@ -137,6 +151,16 @@ func sameDigests(a, b credstore.SecretDigests) bool {
 		return x.Equal(*y)
 	}
 	return a.ClientSecret.Equal(b.ClientSecret) && eq(a.APIKey, b.APIKey) && eq(a.APISecret, b.APISecret)
+}
+
+// ClientDigests is Digests for oc: nil for a client that may not
+// authenticate with a secret, so that a secret it had stops working at once
+// (removing the method is a decision, not a rotation).
+func ClientDigests(oc *authv1alpha1.OAuthClient, old []credstore.SecretDigests, current credstore.SecretDigests, now time.Time) ([]credstore.SecretDigests, bool) {
+	if !oc.Spec.Allows(authv1alpha1.AuthClientSecret) {
+		return nil, false
+	}
+	return Digests(old, current, GracePeriod(oc), now)
 }
 
 // Digests is the list of digests a client verifier holds after old (the
@@ -171,6 +195,9 @@ func Digests(old []credstore.SecretDigests, current credstore.SecretDigests, gra
 // to expire (0: none), and the latest expiry (nil: none), for status.
 // secrets[1:] must all have ExpiresAt set, as Digests leaves them.
 func Expiry(secrets []credstore.SecretDigests, now time.Time) (requeue time.Duration, latest *time.Time) {
+	if len(secrets) == 0 {
+		return 0, nil
+	}
 	for _, p := range secrets[1:] {
 		if d := p.ExpiresAt.Sub(now); requeue == 0 || d < requeue {
 			// One second late, so the digest has surely expired when we look again.
@@ -205,6 +232,10 @@ func ClientVerifier(oc *authv1alpha1.OAuthClient, clientID string, secrets []cre
 		TokenFormat: string(oc.Spec.TokenFormat),
 		Audiences:   sortedSet(oc.Spec.Audiences),
 		Secrets:     secrets,
+	}
+	if oc.Spec.Allows(authv1alpha1.AuthServiceAccountToken) {
+		// A name only: the ServiceAccount is in the OAuthClient's namespace.
+		v.ServiceAccountName = oc.Spec.ServiceAccountName
 	}
 	if v.TokenFormat == "" {
 		v.TokenFormat = string(authv1alpha1.TokenFormatJWT)

@@ -17,6 +17,7 @@ import (
 	"github.com/go-logr/logr"
 
 	"github.com/tokensmith/tokensmith/server/index"
+	"github.com/tokensmith/tokensmith/server/saauth"
 )
 
 // MaxBody is the largest request body any token endpoint reads (64 KiB).
@@ -32,6 +33,9 @@ type Deps struct {
 	Metrics  Metrics
 	// Clients limits requests per presented client id; nil limits nothing.
 	Clients ClientLimiter
+	// Assertions verifies ServiceAccount tokens sent as RFC 7523 client
+	// assertions; nil refuses them.
+	Assertions *saauth.Verifier
 }
 
 // ClientLimiter decides whether a request presenting a client id may go on.
