@@ -419,6 +419,8 @@ func TestAdmissionPolicyEnforcesTheUnionOfTokenPolicies(t *testing.T) {
 			prefix + a + `shared-read refuses spec.grantTypes "password" (rule grantTypes); team-a refuses spec.numericID 5 outside 1000-1999 (rule numericIDs)`},
 		{"refuses a combination no single policy allows", clientGVR, otherNamespace, client("bad", "{scopes: [read, orders]}"),
 			prefix + a + `shared-read refuses spec.scopes "orders" (rule scopes); team-a refuses spec.scopes "read" (rule scopes)`},
+		{"refuses a ServiceAccount binding where every policy forbids it", clientGVR, otherNamespace, client("bad", "{scopes: [orders], serviceAccountName: reports}"),
+			prefix + a + `shared-read refuses spec.scopes "orders" (rule scopes); team-a refuses spec.serviceAccountName "reports" (rule allowServiceAccountBinding)`},
 		{"refuses every object in a namespace no policy selects", clientGVR, "default", client("bad", "{}"),
 			prefix + `namespace "default" is selected by no TokenPolicy`},
 		{"admits a username within the namespace's pattern", userGVR, otherNamespace, user("ok", "dana@a.example.com"), ""},

@@ -134,7 +134,7 @@ func (p Policies) CheckClient(ns Namespace, spec *authv1alpha1.OAuthClientSpec) 
 		if r := tp.NumericIDs; r != nil && spec.NumericID != nil && (*spec.NumericID < r.Min || *spec.NumericID > r.Max) {
 			rs = append(rs, refusal{"numericIDs", fmt.Sprintf("spec.numericID %d outside %d-%d", *spec.NumericID, r.Min, r.Max)})
 		}
-		if sa := serviceAccountName(spec); sa != "" && tp.AllowServiceAccountBinding != nil && !*tp.AllowServiceAccountBinding {
+		if sa := spec.ServiceAccountName; sa != "" && tp.AllowServiceAccountBinding != nil && !*tp.AllowServiceAccountBinding {
 			rs = append(rs, refusal{"allowServiceAccountBinding", fmt.Sprintf("spec.serviceAccountName %q", sa)})
 		}
 		return rs
