@@ -22,6 +22,7 @@ import (
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apiextensions "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
 	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
@@ -95,6 +96,13 @@ func TestOperationsUnderLoad(t *testing.T) {
 				t.Fatalf("helm install of %s: %v", previousRelease[:12], err)
 			}
 			waitDeploymentsAvailable(ctx, t, k)
+			// The helm test before this one leaves the ServiceAccount sample
+			// "reports" behind (uninstall keeps clients). The previous
+			// release's controller ignores spec.authenticationMethods and
+			// would give that secretless client a secret, which the current
+			// one removes again: a downgrade's effect, not the upgrade's.
+			// Start from a state the previous release could have made.
+			removeClient(ctx, t, k, "reports")
 			// The previous release predates ServiceAccount clients: its CRD refuses the sample's fields.
 			applySamples(ctx, t, k, "service_account_client.yaml")
 			legacy := applyClient(ctx, t, k, "legacy-billing", nil)
@@ -365,6 +373,30 @@ func applyClient(ctx context.Context, t *testing.T, k kube, name string, mutate 
 		t.Errorf("create OAuthClient %s: %v", name, err)
 	}
 	return name
+}
+
+// removeClient deletes the OAuthClient name in appNamespace, if present, and
+// waits until it and its consumer Secret are gone (the running controller
+// finalizes it; the garbage collector removes the Secret it owns).
+func removeClient(ctx context.Context, t *testing.T, k kube, name string) {
+	t.Helper()
+	oc := &authv1alpha1.OAuthClient{}
+	oc.Namespace, oc.Name = appNamespace, name
+	if err := k.c.Delete(ctx, oc); err != nil && !apierrors.IsNotFound(err) {
+		t.Fatalf("deleting OAuthClient %s: %v", name, err)
+	}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		clientErr := k.c.Get(ctx, types.NamespacedName{Namespace: appNamespace, Name: name}, &authv1alpha1.OAuthClient{})
+		secretErr := k.c.Get(ctx, types.NamespacedName{Namespace: appNamespace, Name: name + "-credentials"}, &corev1.Secret{})
+		if apierrors.IsNotFound(clientErr) && apierrors.IsNotFound(secretErr) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("OAuthClient %s (%v) or its consumer Secret (%v) still there a minute after deletion", name, clientErr, secretErr)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
 
 func waitClientsReady(ctx context.Context, t *testing.T, k kube, names []string, timeout time.Duration) {
