@@ -142,6 +142,10 @@ func runScale(pointsFlag string, conc int, dur time.Duration, samples int, outDi
 	if err != nil {
 		return err
 	}
+	sink, err := newSink(env, k8s, fixturesViaAPI)
+	if err != nil {
+		return err
+	}
 	dir, err := os.MkdirTemp("", "tokensmith-bench-")
 	if err != nil {
 		return err
@@ -177,7 +181,7 @@ func runScale(pointsFlag string, conc int, dur time.Duration, samples int, outDi
 		before := len2(fx)
 		cpu0 := cpuSeconds()
 		var took time.Duration
-		if fx, took, err = growFixtures(ctx, k8s, fx, n, n, 32); err != nil {
+		if fx, took, err = growFixtures(ctx, k8s, sink, fx, n, n); err != nil {
 			return err
 		}
 		pt.WriteSeconds = took.Seconds()
