@@ -18,7 +18,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/tokensmith/tokensmith/internal/testenv"
 )
@@ -118,12 +117,9 @@ func runScale(pointsFlag string, conc int, dur time.Duration, samples int, outDi
 	}
 	res := &ScaleResult{Date: time.Now().UTC().Format(time.RFC3339), GoVersion: runtime.Version(), NumCPU: runtime.NumCPU(),
 		Duration: dur.String(), ServerCPU: "0", GenCPU: sp.genCPU, Controller: "any"}
-	root, err := testenv.RepoRoot()
+	root, outDir, err := resultsDir(outDir)
 	if err != nil {
 		return err
-	}
-	if !filepath.IsAbs(outDir) {
-		outDir = filepath.Join(root, outDir)
 	}
 	defer func() {
 		res.TotalSec = time.Since(t0).Seconds()
@@ -131,21 +127,11 @@ func runScale(pointsFlag string, conc int, dur time.Duration, samples int, outDi
 			logf("writing results: %v", err)
 		}
 	}()
-	logf("scale: starting kube-apiserver and etcd")
-	env, cfg, err := testenv.Start()
+	env, cfg, k8s, sink, err := startControlPlane()
 	if err != nil {
 		return err
 	}
 	defer func() { _ = env.Stop() }()
-	cfg.QPS, cfg.Burst = 2000, 4000
-	k8s, err := client.New(cfg, client.Options{Scheme: testenv.Scheme()})
-	if err != nil {
-		return err
-	}
-	sink, err := newSink(env, k8s, fixturesViaAPI)
-	if err != nil {
-		return err
-	}
 	dir, err := os.MkdirTemp("", "tokensmith-bench-")
 	if err != nil {
 		return err
@@ -229,7 +215,7 @@ func runScale(pointsFlag string, conc int, dur time.Duration, samples int, outDi
 
 		// Controller: first pass over everything present, change-to-served, then a restart (no-op resync).
 		ctrlStart := func() (*proc, string, error) {
-			metricsAddr, probe := freeAddr(), freeAddr()
+			metricsAddr, probe := testenv.FreeAddr(), testenv.FreeAddr()
 			p, err := startProc("tokensmith controller", "", exe, []string{"GODEBUG=gctrace=1"}, "controller",
 				"--kubeconfig", kc, "--server-namespace", serverNamespace, "--token-url", scaleTokenURL,
 				"--metrics-bind-address", metricsAddr, "--health-probe-bind-address", probe)
