@@ -83,6 +83,10 @@ func appendJSONString(b []byte, s string) []byte {
 	return append(b, '"')
 }
 
+// AppendJSONString appends s as a JSON string exactly as encoding/json
+// writes it (see appendJSONString), for the answers that carry tokens.
+func AppendJSONString(b []byte, s string) []byte { return appendJSONString(b, s) }
+
 // appendKey appends `"name":`, after a comma unless it is the object's first member.
 func appendKey(b []byte, name string) []byte {
 	if b[len(b)-1] != '{' {
