@@ -248,7 +248,7 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 					serverError(rec, req.area)
 				}
 			}
-			s.metrics.latency.WithLabelValues(req.area.Name, methodLabel(r.Method), statusLabel(rec.status)).Observe(time.Since(start).Seconds())
+			s.metrics.observeLatency(req.area.Name, methodLabel(r.Method), statusLabel(rec.status), time.Since(start).Seconds())
 			// The access log is off unless -v: its arguments (strings, boxed
 			// ints) were built for every request even then.
 			if log := s.o.Logger.V(1); log.Enabled() {
