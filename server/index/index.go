@@ -172,7 +172,13 @@ func (ix *Index) rebuild() {
 		return
 	}
 	ix.fullRebuild()
-	clear(ix.changed)
+	if len(ix.changed) > maxIncremental {
+		// A cleared map keeps its size: after the initial list, room for
+		// every Secret, held for good.
+		ix.changed = map[string]*entry{}
+	} else {
+		clear(ix.changed)
+	}
 	ix.full = false
 	ix.rebuilds.Add(1)
 	ix.fullRebuilds.Add(1)
