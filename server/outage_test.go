@@ -80,7 +80,7 @@ func TestAPIServerOutage(t *testing.T) {
 
 	type tokenServer struct{ listen, admin string }
 	startServer := func() tokenServer {
-		s := tokenServer{listen: freeAddr(t), admin: freeAddr(t)}
+		s := tokenServer{listen: testenv.FreeAddr(), admin: testenv.FreeAddr()}
 		done := make(chan error, 1)
 		go func() {
 			done <- Run(ctx, cfg, RunOptions{

@@ -22,16 +22,6 @@ import (
 	st "github.com/tokensmith/tokensmith/server/internal/servertest"
 )
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 // TestRunServesFromSecretsAndShutsDownGracefully runs the server the way
 // "tokensmith server" does, against a real kube-apiserver: it becomes ready
 // once the signing keys exist, serves a client written as a verifier Secret,
@@ -72,7 +62,7 @@ func TestRunServesFromSecretsAndShutsDownGracefully(t *testing.T) {
 	}
 	writeSecret("client-a", credstore.TypeClientVerifier, client("a", "secret-a"))
 
-	listen, admin := freeAddr(t), freeAddr(t)
+	listen, admin := testenv.FreeAddr(), testenv.FreeAddr()
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() {

@@ -56,17 +56,18 @@ func verifierSecret(name, typ, owner string, doc []byte) *corev1.Secret {
 }
 
 // writeFixtures writes nClients client verifiers, nUsers user verifiers and a
-// signing-keys Secret into the server namespace with parallel creates. Users
-// share one precomputed argon2id hash (password.Default) of userPassword.
-func writeFixtures(ctx context.Context, c client.Client, nClients, nUsers, par int) (*fixtures, time.Duration, error) {
-	return growFixtures(ctx, c, nil, nClients, nUsers, par)
+// signing-keys Secret into the server namespace (the verifiers through sink,
+// in parallel). Users share one precomputed argon2id hash (password.Default)
+// of userPassword.
+func writeFixtures(ctx context.Context, c client.Client, sink secretSink, nClients, nUsers int) (*fixtures, time.Duration, error) {
+	return growFixtures(ctx, c, sink, nil, nClients, nUsers)
 }
 
 // growFixtures writes the verifiers f lacks up to nClients and nUsers (all of
 // them, the namespace and the signing keys when f is nil) and returns f grown.
 // Objects are made by the writers as they go, so that 100,000 of them are
 // never all in memory at once.
-func growFixtures(ctx context.Context, c client.Client, f *fixtures, nClients, nUsers, par int) (*fixtures, time.Duration, error) {
+func growFixtures(ctx context.Context, c client.Client, sink secretSink, f *fixtures, nClients, nUsers int) (*fixtures, time.Duration, error) {
 	start := time.Now()
 	if f == nil {
 		if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: serverNamespace}}); err != nil && !apierrors.IsAlreadyExists(err) {
@@ -139,31 +140,38 @@ func growFixtures(ctx context.Context, c client.Client, f *fixtures, nClients, n
 		return verifierSecret(credstore.UserVerifierName("bench", name), credstore.TypeUserVerifier, "bench/"+name, doc), nil
 	}
 	nc, total := nClients-c0, (nClients-c0)+(nUsers-u0)
+	objAt := func(i int) (*corev1.Secret, error) {
+		if i < nc {
+			return clientObj(c0 + i)
+		}
+		return userObj(u0 + i - nc)
+	}
 	var (
 		wg   sync.WaitGroup
 		next atomic.Int64
 		fail atomic.Value
 	)
-	for range par {
+	b := sink.batch()
+	for range sink.parallel() {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= total || fail.Load() != nil {
+			objs := make([]*corev1.Secret, 0, b)
+			for fail.Load() == nil {
+				first := int(next.Add(int64(b))) - b
+				if first >= total {
 					return
 				}
-				var obj *corev1.Secret
-				var err error
-				if i < nc {
-					obj, err = clientObj(c0 + i)
-				} else {
-					obj, err = userObj(u0 + i - nc)
+				objs = objs[:0]
+				for i := first; i < min(first+b, total); i++ {
+					obj, err := objAt(i)
+					if err != nil {
+						fail.CompareAndSwap(nil, err)
+						return
+					}
+					objs = append(objs, obj)
 				}
-				if err == nil {
-					err = c.Create(ctx, obj)
-				}
-				if err != nil && !apierrors.IsAlreadyExists(err) {
+				if err := sink.write(ctx, objs); err != nil && !apierrors.IsAlreadyExists(err) {
 					fail.CompareAndSwap(nil, err)
 				}
 			}
@@ -172,6 +180,11 @@ func growFixtures(ctx context.Context, c client.Client, f *fixtures, nClients, n
 	wg.Wait()
 	if err, ok := fail.Load().(error); ok {
 		return nil, 0, err
+	}
+	if _, direct := sink.(*etcdSink); direct {
+		if err := waitVisible(ctx, c, fmt.Sprintf("bench-fixtures-%d-%d", nClients, nUsers)); err != nil {
+			return nil, 0, err
+		}
 	}
 	return f, time.Since(start), nil
 }

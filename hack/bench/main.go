@@ -10,7 +10,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -64,6 +63,9 @@ type MemResult struct {
 // splitRows is -split.
 var splitRows bool
 
+// fixturesViaAPI is -fixtures-via-api.
+var fixturesViaAPI bool
+
 // cpuRounds is -cpu-rounds.
 var cpuRounds = 1
 
@@ -110,6 +112,37 @@ func runSplitRows(sp *splitter, rep *report, add func(Result), conc int, dur tim
 	}
 }
 
+// resultsDir returns the repository root and outDir made absolute (relative
+// to the root).
+func resultsDir(outDir string) (root, abs string, err error) {
+	root, err = testenv.RepoRoot()
+	if err != nil || filepath.IsAbs(outDir) {
+		return root, outDir, err
+	}
+	return root, filepath.Join(root, outDir), nil
+}
+
+// startControlPlane starts kube-apiserver and etcd, and returns an admin
+// client without client-side throttling (the bench is the only client) and
+// where verifiers are written (-fixtures-via-api). The caller stops env.
+func startControlPlane() (*envtest.Environment, *rest.Config, client.Client, secretSink, error) {
+	logf("starting kube-apiserver and etcd")
+	env, cfg, err := testenv.Start()
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	cfg.QPS, cfg.Burst = 2000, 4000
+	k8s, err := client.New(cfg, client.Options{Scheme: testenv.Scheme()})
+	if err == nil {
+		var sink secretSink
+		if sink, err = newSink(env, k8s, fixturesViaAPI); err == nil {
+			return env, cfg, k8s, sink, nil
+		}
+	}
+	_ = env.Stop()
+	return nil, nil, nil, nil, err
+}
+
 type noRecorder struct{}
 
 func (noRecorder) Record(index.UserRef, string, time.Time) {}
@@ -138,9 +171,11 @@ func main() {
 		symbols  = flag.Bool("symbols", false, "build the measured tokensmith binary with symbols (for perf record -p)")
 		scale    = flag.Bool("scale", false, "run the scale curve (-scale-points) instead of the other phases")
 		points   = flag.String("scale-points", "1000,10000,100000", "OAuthClient verifiers (and as many User verifiers) at each point of -scale")
+		viaAPI   = flag.Bool("fixtures-via-api", false, "create the verifier Secrets through kube-apiserver (about 2 ms of its CPU each) instead of writing them into etcd")
 	)
 	flag.Parse()
 	keepSymbols = *symbols
+	fixturesViaAPI = *viaAPI
 	if *trivial != "" {
 		if err := serveTrivial(*trivial); err != nil {
 			fmt.Fprintln(os.Stderr, err)
@@ -190,12 +225,9 @@ func run(nClients, nUsers, conc int, dur time.Duration, phase func(string) bool,
 	}, funcr.Options{Verbosity: 0}))
 	rep := &report{Date: time.Now().UTC().Format(time.RFC3339), GoVersion: runtime.Version(), GOMAXPROCS: runtime.GOMAXPROCS(0),
 		NumCPU: runtime.NumCPU(), Clients: nClients, Users: nUsers, Concurrency: conc, Duration: dur.String()}
-	root, err := testenv.RepoRoot()
+	root, outDir, err := resultsDir(outDir)
 	if err != nil {
 		return err
-	}
-	if !filepath.IsAbs(outDir) {
-		outDir = filepath.Join(root, outDir)
 	}
 	defer func() {
 		rep.TotalSec = time.Since(t0).Seconds()
@@ -204,22 +236,16 @@ func run(nClients, nUsers, conc int, dur time.Duration, phase func(string) bool,
 		}
 	}()
 
-	logf("starting kube-apiserver and etcd")
-	env, cfg, err := testenv.Start()
+	env, cfg, k8s, sink, err := startControlPlane()
 	if err != nil {
 		return err
 	}
 	defer func() { _ = env.Stop() }()
-	cfg.QPS, cfg.Burst = 2000, 4000
-	k8s, err := client.New(cfg, client.Options{Scheme: testenv.Scheme()})
-	if err != nil {
-		return err
-	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 
 	logf("writing %d client and %d user verifier Secrets", nClients, nUsers)
-	fx, took, err := writeFixtures(ctx, k8s, nClients, nUsers, 32)
+	fx, took, err := writeFixtures(ctx, k8s, sink, nClients, nUsers)
 	if err != nil {
 		return err
 	}
@@ -234,7 +260,7 @@ func run(nClients, nUsers, conc int, dur time.Duration, phase func(string) bool,
 	if phase("memory") {
 		heapBefore = heapInUse()
 	}
-	listen, admin := freeAddr(), freeAddr()
+	listen, admin := testenv.FreeAddr(), testenv.FreeAddr()
 	baseURL := "http://" + listen
 	srvLog := funcr.New(func(prefix, args string) { fmt.Fprintln(os.Stderr, prefix, args) }, funcr.Options{Verbosity: 0})
 	syncStart := time.Now()
@@ -248,7 +274,7 @@ func run(nClients, nUsers, conc int, dur time.Duration, phase func(string) bool,
 			logf("token server: %v", err)
 		}
 	}()
-	if err := waitReady("http://"+admin+"/readyz", 2*time.Minute); err != nil {
+	if err := testenv.WaitReady("http://"+admin+"/readyz", 2*time.Minute); err != nil {
 		return err
 	}
 	rep.SyncSec = time.Since(syncStart).Seconds()
@@ -538,27 +564,3 @@ func rss() uint64 {
 }
 
 func mib(b uint64) float64 { return float64(b) / (1 << 20) }
-
-func waitReady(u string, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		resp, err := http.Get(u)
-		if err == nil {
-			_ = resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return fmt.Errorf("%s not ready after %s", u, timeout)
-}
-
-func freeAddr() string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"github.com/tokensmith/tokensmith/internal/testenv"
 )
 
 // A proc is a server the bench runs as a process of its own, pinned to a CPU
@@ -233,7 +235,7 @@ func tokensmithBinary(root, dir string) (string, error) {
 // one address and for one client), and waits for /readyz. It returns the
 // process, the API base URL and the time from start to Ready.
 func tokenServer(exe, kubeconfig, cpus string) (*proc, string, time.Duration, error) {
-	listen, admin := freeAddr(), freeAddr()
+	listen, admin := testenv.FreeAddr(), testenv.FreeAddr()
 	start := time.Now()
 	p, err := startProc("tokensmith server", cpus, exe, []string{"GODEBUG=gctrace=1"}, "server",
 		"--kubeconfig", kubeconfig, "--namespace", serverNamespace, "--listen", listen, "--admin-listen", admin,
@@ -255,7 +257,7 @@ func trivialServer(cpus string) (*proc, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	addr := freeAddr()
+	addr := testenv.FreeAddr()
 	p, err := startProc("trivial server", cpus, exe, []string{"GODEBUG=gctrace=1"}, "-serve-trivial", addr)
 	if err != nil {
 		return nil, "", err

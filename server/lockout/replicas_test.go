@@ -3,7 +3,6 @@ package lockout_test
 import (
 	"context"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"path/filepath"
@@ -83,7 +82,7 @@ func TestALockReachesEveryReplicaAndClearingItUnlocksEveryReplica(t *testing.T) 
 	policy := lockout.Policy{Threshold: threshold} // default lengths: the first lock lasts 1m
 	replicas := map[string]string{}
 	for _, name := range []string{"A", "B"} {
-		listen, admin := freeAddr(t), freeAddr(t)
+		listen, admin := testenv.FreeAddr(), testenv.FreeAddr()
 		done := make(chan error, 1)
 		go func() {
 			done <- server.Run(ctx, serverCfg, server.RunOptions{
@@ -274,16 +273,6 @@ func applyServerRBAC(ctx context.Context, t *testing.T, c client.Client) string 
 		t.Fatal("the chart rendered no server ServiceAccount")
 	}
 	return sa
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 func waitFor(t *testing.T, timeout time.Duration, what string, f func() bool) {

@@ -8,8 +8,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -95,7 +93,7 @@ func run(m *testing.M) int {
 
 	suite.serverKubeconfig = serverKubeconfig
 
-	listen, admin := freeAddr(), freeAddr()
+	listen, admin := testenv.FreeAddr(), testenv.FreeAddr()
 	suite.baseURL, suite.adminURL = "http://"+listen, "http://"+admin
 	suite.logs = &syncBuffer{}
 	stopController := startProcess(suite.logs, "controller",
@@ -111,7 +109,7 @@ func run(m *testing.M) int {
 		"--service-account-verdict-max-age", "2s")
 	defer stopServer()
 
-	if err := waitReady(suite.adminURL+"/readyz", 60*time.Second); err != nil {
+	if err := testenv.WaitReady(suite.adminURL+"/readyz", 60*time.Second); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		fmt.Fprintln(os.Stderr, suite.logs.String())
 		return 1
@@ -178,30 +176,6 @@ func startProcess(logs *syncBuffer, args ...string) func() {
 			_ = cmd.Process.Kill()
 		}
 	}
-}
-
-func waitReady(url string, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		resp, err := http.Get(url)
-		if err == nil {
-			_ = resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	return fmt.Errorf("%s not ready after %s", url, timeout)
-}
-
-func freeAddr() string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 // syncBuffer collects text for the leak check: both processes' output, and

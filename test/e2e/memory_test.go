@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/tokensmith/tokensmith/internal/testenv"
 )
 
 // Issue 15, finding 3: each password verification holds 19 MiB of argon2id
@@ -26,7 +28,7 @@ func TestLoginFloodStaysWithinTheChartsMemoryLimit(t *testing.T) {
 	_, _, mobile, _ := applyFixtures(t)
 	const limit = 256 << 20 // the chart's server.resources.limits.memory
 
-	listen, admin := freeAddr(), freeAddr()
+	listen, admin := testenv.FreeAddr(), testenv.FreeAddr()
 	logs := &syncBuffer{}
 	cmd := exec.Command(suite.binary, "server",
 		"--kubeconfig", suite.serverKubeconfig, "--namespace", serverNamespace,
@@ -45,7 +47,7 @@ func TestLoginFloodStaysWithinTheChartsMemoryLimit(t *testing.T) {
 			t.Log(logs.String())
 		}
 	}()
-	if err := waitReady("http://"+admin+"/readyz", 60*time.Second); err != nil {
+	if err := testenv.WaitReady("http://"+admin+"/readyz", 60*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	base := "http://" + listen

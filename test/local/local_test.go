@@ -39,7 +39,7 @@ func TestLocalModeServesEveryDialectWithTheSamples(t *testing.T) {
 	if err := build.Run(); err != nil {
 		t.Fatal(err)
 	}
-	listen, admin := freeAddr(t), freeAddr(t)
+	listen, admin := testenv.FreeAddr(), testenv.FreeAddr()
 	cmd := exec.Command(bin, "--listen", listen, "--admin-listen", admin, "--dir", filepath.Join(dir, "local"))
 	cmd.Dir = root // as "make run" does: samples and CRDs come from the checkout
 	stdout, _ := cmd.StdoutPipe()
@@ -199,16 +199,6 @@ func expectOK(t *testing.T, dialect string, resp *http.Response) {
 	if resp.StatusCode != http.StatusOK {
 		t.Errorf("%s: status %d: %s", dialect, resp.StatusCode, body)
 	}
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
