@@ -62,12 +62,13 @@ func BenchmarkStart(b *testing.B) {
 }
 
 func benchSecret(b *testing.B, name, typ string, doc any) *corev1.Secret {
+	b.Helper()
 	data, err := credstore.Encode(doc)
 	if err != nil {
 		b.Fatal(err)
 	}
 	return &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "tokensmith", UID: "00000000-0000-0000-0000-000000000000",
 		ResourceVersion: "1", CreationTimestamp: metav1.NewTime(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)),
-		Labels:          map[string]string{credstore.LabelSecretType: typ, "app.kubernetes.io/managed-by": "tokensmith"}},
+		Labels: map[string]string{credstore.LabelSecretType: typ, "app.kubernetes.io/managed-by": "tokensmith"}},
 		Data: map[string][]byte{credstore.DataKey: data}}
 }
