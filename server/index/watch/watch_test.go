@@ -3,6 +3,7 @@ package watch
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"reflect"
 	"strings"
@@ -16,7 +17,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/tokensmith/tokensmith/internal/credstore"
@@ -25,7 +28,10 @@ import (
 	"github.com/tokensmith/tokensmith/server/index"
 )
 
-var clientset kubernetes.Interface
+var (
+	clientset kubernetes.Interface
+	restCfg   *rest.Config
+)
 
 func TestMain(m *testing.M) {
 	env, cfg, err := testenv.Start()
@@ -33,6 +39,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+	restCfg = cfg
 	// The server's own config: protobuf.
 	clientset = kubernetes.NewForConfigOrDie(ClientConfig(cfg))
 	code := m.Run()
@@ -412,4 +419,40 @@ func TestInformerCachesOnlyTheParse(t *testing.T) {
 		}
 		return reflect.DeepEqual(got, want)
 	})
+}
+
+// roundTripper records the content type of every answer.
+type roundTripper struct {
+	next http.RoundTripper
+	mu   sync.Mutex
+	seen []string
+}
+
+func (r *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := r.next.RoundTrip(req)
+	if err == nil {
+		r.mu.Lock()
+		r.seen = append(r.seen, resp.Header.Get("Content-Type"))
+		r.mu.Unlock()
+	}
+	return resp, err
+}
+
+// TestClientConfigSpeaksProtobuf: the API server answers the server's
+// clientset in protobuf, the encoding that makes the list of every Secret
+// cheap at start.
+func TestClientConfigSpeaksProtobuf(t *testing.T) {
+	cfg := ClientConfig(restCfg)
+	rt := &roundTripper{}
+	cfg.Wrap(func(next http.RoundTripper) http.RoundTripper { rt.next = next; return rt })
+	cs := kubernetes.NewForConfigOrDie(cfg)
+	if _, err := cs.CoreV1().Secrets("default").List(context.Background(), metav1.ListOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if len(rt.seen) == 0 || rt.seen[0] != runtime.ContentTypeProtobuf {
+		t.Fatalf("answered in %v", rt.seen)
+	}
+	if restCfg.ContentType != "" {
+		t.Fatal("ClientConfig changed the config it was given (the dynamic client's)")
+	}
 }
