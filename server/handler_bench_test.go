@@ -45,6 +45,7 @@ func BenchmarkHandler(b *testing.B) {
 		{"v1-client-credentials-ES256", "/v1/auth/token", form, "client_id=jwt-client&client_secret=jwt-secret", s.Handler()},
 		{"v1-client-credentials-opaque", "/v1/auth/token", form, "client_id=opaque-client&client_secret=opaque-secret", s.Handler()},
 		{"oauth2-client-credentials-ES256", "/oauth/token", form, "grant_type=client_credentials&client_id=jwt-client&client_secret=jwt-secret", s.Handler()},
+		{"oauth2-client-credentials-opaque", "/oauth/token", form, "grant_type=client_credentials&client_id=opaque-client&client_secret=opaque-secret", s.Handler()},
 		{"session-HS512", "/api/auth/session/1", "application/json", `{"api_key":"api-key","secret":"api-secret"}`, s.Handler()},
 	} {
 		b.Run(c.name, func(b *testing.B) {

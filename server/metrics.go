@@ -1,6 +1,9 @@
 package server
 
 import (
+	"sync"
+	"sync/atomic"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
@@ -16,6 +19,49 @@ type metrics struct {
 	latency  *prometheus.HistogramVec
 	// throttled counts 429s by dialect and limiter ("ip" or "client").
 	throttled *prometheus.CounterVec
+
+	// The children of issued and latency that every request uses, by label
+	// values (see children).
+	issuedBy  children[[2]string, prometheus.Counter]
+	latencyBy children[[3]string, prometheus.Observer]
+}
+
+// children memoizes a metric vector's children by label values: a
+// WithLabelValues call checks the values' UTF-8, hashes them and takes the
+// vector's read lock, on every request; a hit here is one atomic load and a
+// map lookup. The map is copied on a miss, which happens once per label
+// combination: the labels come from fixed sets (methodLabel, statusLabel,
+// the dialects' grants and areas), and no child is ever deleted.
+type children[K comparable, V any] struct {
+	m  atomic.Pointer[map[K]V]
+	mu sync.Mutex
+}
+
+func (c *children[K, V]) get(k K, child func(K) V) V {
+	if m := c.m.Load(); m != nil {
+		if v, ok := (*m)[k]; ok {
+			return v
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	old := c.m.Load()
+	if old != nil {
+		if v, ok := (*old)[k]; ok {
+			return v
+		}
+	}
+	next := make(map[K]V, 1)
+	if old != nil {
+		next = make(map[K]V, len(*old)+1)
+		for ko, vo := range *old {
+			next[ko] = vo
+		}
+	}
+	v := child(k)
+	next[k] = v
+	c.m.Store(&next)
+	return v
 }
 
 func newMetrics() *metrics {
@@ -41,7 +87,22 @@ func newMetrics() *metrics {
 	return m
 }
 
-func (m *metrics) Issued(dialect, grant string) { m.issued.WithLabelValues(dialect, grant).Inc() }
+func (m *metrics) Issued(dialect, grant string) {
+	m.issuedBy.get([2]string{dialect, grant}, m.issuedChild).Inc()
+}
+
+func (m *metrics) issuedChild(k [2]string) prometheus.Counter {
+	return m.issued.WithLabelValues(k[0], k[1])
+}
+
+// observeLatency is latency.WithLabelValues(dialect, method, code).Observe(seconds).
+func (m *metrics) observeLatency(dialect, method, code string, seconds float64) {
+	m.latencyBy.get([3]string{dialect, method, code}, m.latencyChild).Observe(seconds)
+}
+
+func (m *metrics) latencyChild(k [3]string) prometheus.Observer {
+	return m.latency.WithLabelValues(k[0], k[1], k[2])
+}
 
 func (m *metrics) Failed(dialect, grant, reason string) {
 	m.failed.WithLabelValues(dialect, grant, reason).Inc()

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/tokensmith/tokensmith/server/index"
@@ -84,4 +85,53 @@ func sendMethod(t *testing.T, base, method string) int {
 	}
 	resp.Body.Close()
 	return resp.StatusCode
+}
+
+// TestMetricChildrenCounted: the memoized children are the vectors' own, so
+// every call is counted under its labels, from many goroutines at once (run
+// with -race).
+func TestMetricChildrenCounted(t *testing.T) {
+	m := newMetrics()
+	const goroutines, calls = 8, 200
+	var wg sync.WaitGroup
+	for g := range goroutines {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range calls {
+				m.Issued("oauth2", []string{"client_credentials", "password"}[(g+i)%2])
+				m.observeLatency("oauth2", "POST", []string{"200", "400", "401"}[i%3], 0.001)
+			}
+		}()
+	}
+	wg.Wait()
+	families, err := m.registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var issued float64
+	var observed uint64
+	latencySeries := 0
+	for _, f := range families {
+		switch f.GetName() {
+		case "tokensmith_tokens_issued_total":
+			for _, series := range f.GetMetric() {
+				issued += series.GetCounter().GetValue()
+			}
+		case "tokensmith_http_request_duration_seconds":
+			for _, series := range f.GetMetric() {
+				observed += series.GetHistogram().GetSampleCount()
+				latencySeries++
+			}
+		}
+	}
+	if issued != goroutines*calls {
+		t.Errorf("issued %v, want %d", issued, goroutines*calls)
+	}
+	if latencySeries != 3 {
+		t.Errorf("%d latency series, want 3", latencySeries)
+	}
+	if observed != goroutines*calls {
+		t.Errorf("observed %d, want %d", observed, goroutines*calls)
+	}
 }

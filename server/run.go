@@ -73,7 +73,9 @@ func Run(ctx context.Context, cfg *rest.Config, o RunOptions) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
-	clientset, err := kubernetes.NewForConfig(cfg)
+	// The clientset reads and writes built-in types only (Secrets,
+	// TokenReviews): protobuf. The dynamic client (User status) keeps cfg.
+	clientset, err := kubernetes.NewForConfig(watch.ClientConfig(cfg))
 	if err != nil {
 		return fmt.Errorf("server: %w", err)
 	}

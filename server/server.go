@@ -1,7 +1,6 @@
 package server
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -142,7 +141,7 @@ func New(o Options) (*Server, error) {
 	v1.MountNotFound(r)
 	m.NotFoundHandler = http.HandlerFunc(notFound)
 	m.MethodNotAllowedHandler = http.HandlerFunc(methodNotAllowed)
-	s.handler = s.middleware(m)
+	s.handler = s.middleware(r)
 	s.admin = s.adminHandler()
 	return s, nil
 }
@@ -201,18 +200,19 @@ type request struct {
 	client netip.Addr
 }
 
-type requestKey struct{}
-
 // enter is every route's first step (httpx.EnterFunc): it records the
 // route's area for the metrics, the log and a panic's answer, and applies
-// the per-address limit to the routes that declared it.
-func (s *Server) enter(w http.ResponseWriter, r *http.Request, a *httpx.Area, limited bool) bool {
-	req, _ := r.Context().Value(requestKey{}).(*request)
-	if req == nil {
+// the per-address limit to the routes that declared it. It finds the
+// request's bookkeeping in the middleware's statusRecorder, which the router
+// passes on unwrapped: carrying it in the request's context cost a context
+// and a copy of the request, per request.
+func (s *Server) enter(w http.ResponseWriter, _ *http.Request, a *httpx.Area, limited bool) bool {
+	rec, ok := w.(*statusRecorder)
+	if !ok {
 		return true
 	}
-	req.area = a
-	return !limited || s.limits.limitIP(w, a, req.client)
+	rec.req.area = a
+	return !limited || s.limits.limitIP(w, a, rec.req.client)
 }
 
 // unknownArea is the area of requests no route claims.
@@ -228,12 +228,15 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 		if !validRequestID(id) {
 			id = newRequestID()
 		}
-		w.Header().Set("X-Request-Id", id)
+		// One allocation holds the recorder, the request's bookkeeping and
+		// the X-Request-Id header's value slice.
+		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK, req: request{area: unknownArea, client: ClientIP(r, s.o.TrustedProxies)}}
+		rec.id[0] = id
+		w.Header()["X-Request-Id"] = rec.id[:1:1]
 		if s.draining.Load() {
 			w.Header().Set("Connection", "close")
 		}
-		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
-		req := &request{area: unknownArea, client: ClientIP(r, s.o.TrustedProxies)}
+		req := &rec.req
 		defer func() {
 			if p := recover(); p != nil {
 				if err, ok := p.(error); ok && errors.Is(err, http.ErrAbortHandler) {
@@ -245,7 +248,7 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 					serverError(rec, req.area)
 				}
 			}
-			s.metrics.latency.WithLabelValues(req.area.Name, methodLabel(r.Method), statusLabel(rec.status)).Observe(time.Since(start).Seconds())
+			s.metrics.observeLatency(req.area.Name, methodLabel(r.Method), statusLabel(rec.status), time.Since(start).Seconds())
 			// The access log is off unless -v: its arguments (strings, boxed
 			// ints) were built for every request even then.
 			if log := s.o.Logger.V(1); log.Enabled() {
@@ -253,7 +256,7 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 					"dialect", req.area.Name, "client", req.client.String(), "status", rec.status, "duration", time.Since(start).String())
 			}
 		}()
-		next.ServeHTTP(rec, r.WithContext(context.WithValue(r.Context(), requestKey{}, req)))
+		next.ServeHTTP(rec, r)
 	})
 }
 
@@ -318,6 +321,8 @@ type statusRecorder struct {
 	http.ResponseWriter
 	status int
 	wrote  bool
+	req    request
+	id     [1]string // the X-Request-Id header's value
 }
 
 func (s *statusRecorder) WriteHeader(code int) {

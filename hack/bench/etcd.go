@@ -14,7 +14,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/serializer/protobuf"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/uuid"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -105,7 +104,7 @@ func (s *etcdSink) write(ctx context.Context, objs []*corev1.Secret) error {
 	now := metav1.NewTime(time.Now().Truncate(time.Second))
 	for _, o := range objs {
 		o.TypeMeta = metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"}
-		o.UID = types.UID(uuid.NewUUID())
+		o.UID = uuid.NewUUID()
 		o.CreationTimestamp = now
 		var buf bytes.Buffer
 		if err := s.codec.Encode(o, &buf); err != nil {
@@ -138,8 +137,11 @@ func (s *etcdSink) write(ctx context.Context, objs []*corev1.Secret) error {
 	var out struct {
 		Succeeded bool `json:"succeeded"`
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || !out.Succeeded {
-		return fmt.Errorf("etcd txn of %d puts not applied (decoding the answer: %v)", len(objs), err)
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		return fmt.Errorf("etcd txn of %d puts: decoding the answer: %w", len(objs), err)
+	}
+	if !out.Succeeded {
+		return fmt.Errorf("etcd txn of %d puts not applied", len(objs))
 	}
 	return nil
 }

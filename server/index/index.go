@@ -172,7 +172,13 @@ func (ix *Index) rebuild() {
 		return
 	}
 	ix.fullRebuild()
-	clear(ix.changed)
+	if len(ix.changed) > maxIncremental {
+		// A cleared map keeps its size: after the initial list, room for
+		// every Secret, held for good.
+		ix.changed = map[string]*entry{}
+	} else {
+		clear(ix.changed)
+	}
 	ix.full = false
 	ix.rebuilds.Add(1)
 	ix.fullRebuilds.Add(1)
@@ -276,16 +282,41 @@ type Secret struct {
 	HasData bool
 }
 
-// Upsert applies an added or changed Secret.
-func (ix *Index) Upsert(s Secret) {
+// Upsert applies an added or changed Secret: Apply of Parse(s).
+func (ix *Index) Upsert(s Secret) { ix.Apply(s.Namespace, s.Name, Parse(s)) }
+
+// Parsed is one Secret as the index keeps it: the entry Parse made of it, or
+// why it was skipped, and none of its data. The watcher parses each Secret
+// once, in its informer's transform, and caches the Parsed in place of the
+// Secret, so that each verifier is held once (the entry, shared by the
+// informer's cache and the index) and its JSON document is dropped at once.
+type Parsed struct {
+	entry *entry
+	// fault is set when the Secret is malformed: what kind of fault, never
+	// its data (safe to log). typ is its type label, for that log line.
+	fault, typ string
+}
+
+// Parse parses s. Parsing takes no lock and reads nothing of the index: the
+// watcher calls it before the informer caches the Secret.
+func Parse(s Secret) Parsed {
 	e, err := parse(s)
+	if err != nil {
+		return Parsed{fault: describe(err), typ: s.Type}
+	}
+	return Parsed{entry: e}
+}
+
+// Apply applies the Secret namespace/name, parsed by Parse, as added or
+// changed.
+func (ix *Index) Apply(namespace, name string, p Parsed) {
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
-	if err != nil {
+	if p.fault != "" {
 		// Never log the data: only which Secret and what kind of fault.
-		ix.log.Error(nil, "skipping malformed credential Secret", "secret", s.Namespace+"/"+s.Name,
-			"type", s.Type, "fault", describe(err))
-		old := ix.entries[s.Name]
+		ix.log.Error(nil, "skipping malformed credential Secret", "secret", namespace+"/"+name,
+			"type", p.typ, "fault", p.fault)
+		old := ix.entries[name]
 		if old != nil && (old.keyring != nil || old.revocations != nil) {
 			// Keep the last good signing keys and revocations: dropping them would
 			// stop every token, or bring revoked tokens back.
@@ -294,10 +325,10 @@ func (ix *Index) Upsert(s Secret) {
 		if old == nil {
 			return
 		}
-		ix.set(s.Name, nil)
+		ix.set(name, nil)
 		return
 	}
-	ix.set(s.Name, e)
+	ix.set(name, p.entry)
 }
 
 // Delete applies the deletion of the Secret name.

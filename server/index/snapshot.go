@@ -26,6 +26,8 @@ type Client struct {
 
 // newClient is v ready to use.
 func newClient(v credstore.ClientVerifier) *Client {
+	v.Namespace, v.TokenFormat = internString(v.Namespace), internString(v.TokenFormat)
+	v.GrantTypes, v.Scopes, v.Audiences = internSlice(v.GrantTypes), internSlice(v.Scopes), internSlice(v.Audiences)
 	return &Client{ClientVerifier: v, binding: tokens.Binding(v.UID, "", false)}
 }
 
@@ -41,7 +43,8 @@ func (c *Client) Audience(issuer string) []string {
 // HasGrant reports whether the client may use grant.
 func (c *Client) HasGrant(grant string) bool { return slices.Contains(c.GrantTypes, grant) }
 
-// User is a User's verifier with its password hash parsed once.
+// User is a User's verifier with its password hash parsed once. Its
+// PasswordHash and PasswordSource are empty: Hash is the hash.
 type User struct {
 	credstore.UserVerifier
 	// Hash is nil when the stored hash is malformed: every login then fails.
@@ -116,10 +119,16 @@ func (s *Snapshot) withRevoked(id string, expiresAt time.Time) *Snapshot {
 }
 
 func newUser(v credstore.UserVerifier) *User {
+	v.Namespace = internString(v.Namespace)
+	v.Scopes, v.Clients = internSlice(v.Scopes), internSlice(v.Clients)
 	u := &User{UserVerifier: v}
 	if h, err := password.Parse(v.PasswordHash); err == nil {
 		u.Hash = h
 	}
+	// Hash is what logins read; the PHC string and the controller's
+	// PasswordSource are not read by the server, and were a fifth of a
+	// parsed user.
+	u.PasswordHash, u.PasswordSource = "", ""
 	return u
 }
 

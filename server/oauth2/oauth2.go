@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -52,6 +53,22 @@ type response struct {
 	ExpiresIn    int64  `json:"expires_in"`
 	AccessToken  string `json:"access_token"`
 	RefreshToken string `json:"refresh_token,omitempty"`
+}
+
+// AppendJSON appends what encoding/json writes for r (httpx.JSONAppender):
+// the answer of every token request, spared reflection and an encoder.
+func (r *response) AppendJSON(b []byte) []byte {
+	b = append(b, `{"token_type":`...)
+	b = tokens.AppendJSONString(b, r.TokenType)
+	b = append(b, `,"expires_in":`...)
+	b = strconv.AppendInt(b, r.ExpiresIn, 10)
+	b = append(b, `,"access_token":`...)
+	b = tokens.AppendJSONString(b, r.AccessToken)
+	if r.RefreshToken != "" {
+		b = append(b, `,"refresh_token":`...)
+		b = tokens.AppendJSONString(b, r.RefreshToken)
+	}
+	return append(b, '}')
 }
 
 // exchange is one request in progress.

@@ -3,19 +3,24 @@ package watch
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"reflect"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/go-logr/logr"
 	"github.com/go-logr/logr/funcr"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/cache"
 
 	"github.com/tokensmith/tokensmith/internal/credstore"
 	"github.com/tokensmith/tokensmith/internal/keyset"
@@ -23,7 +28,10 @@ import (
 	"github.com/tokensmith/tokensmith/server/index"
 )
 
-var clientset kubernetes.Interface
+var (
+	clientset kubernetes.Interface
+	restCfg   *rest.Config
+)
 
 func TestMain(m *testing.M) {
 	env, cfg, err := testenv.Start()
@@ -31,7 +39,9 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	clientset = kubernetes.NewForConfigOrDie(cfg)
+	restCfg = cfg
+	// The server's own config: protobuf.
+	clientset = kubernetes.NewForConfigOrDie(ClientConfig(cfg))
 	code := m.Run()
 	_ = env.Stop()
 	os.Exit(code)
@@ -294,34 +304,155 @@ func TestIndexCoalescesBursts(t *testing.T) {
 	}
 }
 
-func TestStripManagedFields(t *testing.T) {
+func TestParseTransform(t *testing.T) {
 	created := metav1.NewTime(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
-	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{
-		Name: "v", Namespace: "ns", UID: "u-1", ResourceVersion: "42", CreationTimestamp: created,
-		ManagedFields:   []metav1.ManagedFieldsEntry{{Manager: "kubectl"}},
-		Labels:          map[string]string{credstore.LabelSecretType: credstore.TypeClientVerifier, "app.kubernetes.io/managed-by": "tokensmith"},
-		Annotations:     map[string]string{corev1.LastAppliedConfigAnnotation: `{"data":{"x":"c2VjcmV0"}}`, credstore.AnnotationOwner: "apps/a"},
-		OwnerReferences: []metav1.OwnerReference{{Name: "o"}},
-	}, Data: map[string][]byte{credstore.DataKey: []byte("{}"), "other": []byte("x")}, StringData: map[string]string{"s": "y"}}
-	out, err := stripManagedFields(s)
+	doc, err := credstore.Encode(clientDoc("a"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := out.(*corev1.Secret)
-	want := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{
-		Name: "v", Namespace: "ns", UID: "u-1", ResourceVersion: "42", CreationTimestamp: created,
-		Labels: map[string]string{credstore.LabelSecretType: credstore.TypeClientVerifier},
-	}, Data: map[string][]byte{credstore.DataKey: []byte("{}")}}
-	if !equality.Semantic.DeepEqual(got, want) {
-		t.Fatalf("transform kept %+v", got)
+	ns := strings.Clone("ns") // another string than the watched namespace's, as decoding makes
+	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{
+		Name: "v", Namespace: ns, UID: "u-1", ResourceVersion: "42", CreationTimestamp: created,
+		ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "kubectl"}},
+		Labels:        map[string]string{credstore.LabelSecretType: credstore.TypeClientVerifier},
+		Annotations:   map[string]string{corev1.LastAppliedConfigAnnotation: `{"data":{"x":"c2VjcmV0"}}`},
+	}, Data: map[string][]byte{credstore.DataKey: doc}}
+	watched := "ns"
+	transform := parseTransform(watched)
+	out, err := transform(s)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if before, after := secretOf(s), secretOf(got); !reflect.DeepEqual(before, after) {
-		// The index must see the same document as before the transform.
-		t.Fatalf("the index reads %+v of the compact copy, %+v of the Secret", after, before)
+	p, ok := out.(*parsedSecret)
+	if !ok {
+		t.Fatalf("transform gave %T, want *parsedSecret", out)
+	}
+	if p.name != "v" || p.namespace != "ns" || p.resourceVersion != "42" {
+		t.Fatalf("transform kept %+v", p)
+	}
+	if unsafe.StringData(p.namespace) != unsafe.StringData(watched) {
+		t.Fatal("each cached Secret holds its own copy of the namespace")
+	}
+	// The informer reads its key and the resourceVersion through meta.Accessor.
+	if key, err := cache.MetaNamespaceKeyFunc(p); err != nil || key != "ns/v" {
+		t.Fatalf("key %q, %v", key, err)
+	}
+	if m, err := meta.Accessor(p); err != nil || m.GetResourceVersion() != "42" {
+		t.Fatalf("accessor %v, %v", m, err)
+	}
+	// Objects the informer already cached come through again unchanged.
+	if again, err := transform(p); err != nil || again != p {
+		t.Fatalf("not idempotent: %v, %v", again, err)
+	}
+	if cp := p.DeepCopyObject().(*parsedSecret); *cp != *p || cp == p {
+		t.Fatal("DeepCopyObject")
+	}
+	// What the index makes of the parse is what it made of the Secret.
+	ix, want := index.New(logr.Discard()), index.New(logr.Discard())
+	upsert(ix, p)
+	want.Upsert(secretOf(s))
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	ix.Serve(ctx, watched)
+	want.Serve(ctx, watched)
+	got, exp := ix.Snapshot().Client("a"), want.Snapshot().Client("a")
+	if got == nil || !reflect.DeepEqual(got, exp) {
+		t.Fatalf("index serves %+v from the parse, %+v from the Secret", got, exp)
+	}
+	remove(ix, cache.DeletedFinalStateUnknown{Key: "ns/v", Obj: p})
+	ix.Serve(ctx, watched)
+	if ix.Snapshot().Client("a") != nil {
+		t.Fatal("a tombstone did not delete")
 	}
 	// Other objects only lose their managed fields.
 	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "c", ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "x"}}}}
-	if out, _ := stripManagedFields(cm); out.(*corev1.ConfigMap).ManagedFields != nil {
+	if out, _ := transform(cm); out.(*corev1.ConfigMap).ManagedFields != nil {
 		t.Fatal("managed fields kept")
+	}
+}
+
+// TestInformerCachesOnlyTheParse runs Run's informer against the API server
+// (protobuf, as the server does): it caches no Secret, only the parse of
+// each, keyed and versioned as the API server has them, through a change and
+// a deletion.
+func TestInformerCachesOnlyTheParse(t *testing.T) {
+	ns := namespace(t, "tokensmith-parsed")
+	create(t, secret(t, ns, "client-a", credstore.TypeClientVerifier, clientDoc("a")))
+	create(t, secret(t, ns, "client-b", credstore.TypeClientVerifier, clientDoc("b")))
+	create(t, secret(t, ns, "unlabelled", "", clientDoc("u")))
+	ix := index.New(logr.Discard())
+	inf, reg, err := informer(ix, clientset, ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go inf.RunWithContext(ctx)
+	if !cache.WaitForCacheSync(ctx.Done(), inf.HasSynced, reg.HasSynced) {
+		t.Fatal("never synced")
+	}
+	go ix.Serve(ctx, ns)
+	update(t, secret(t, ns, "client-a", credstore.TypeClientVerifier, clientDoc("a2")))
+	if err := clientset.CoreV1().Secrets(ns).Delete(ctx, "client-b", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "a renamed a2, b gone", func() bool {
+		s := ix.Snapshot()
+		return s.Client("a2") != nil && s.Client("a") == nil && s.Client("b") == nil
+	})
+	list, err := clientset.CoreV1().Secrets(ns).List(ctx, metav1.ListOptions{LabelSelector: credstore.LabelSecretType})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{}
+	for _, s := range list.Items {
+		want[ns+"/"+s.Name] = s.ResourceVersion
+	}
+	eventually(t, "the cache matches the API server", func() bool {
+		got := map[string]string{}
+		for _, obj := range inf.GetStore().List() {
+			p, ok := obj.(*parsedSecret)
+			if !ok {
+				t.Fatalf("the informer cached a %T", obj)
+			}
+			got[p.namespace+"/"+p.name] = p.resourceVersion
+		}
+		return reflect.DeepEqual(got, want)
+	})
+}
+
+// roundTripper records the content type of every answer.
+type roundTripper struct {
+	next http.RoundTripper
+	mu   sync.Mutex
+	seen []string
+}
+
+func (r *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := r.next.RoundTrip(req)
+	if err == nil {
+		r.mu.Lock()
+		r.seen = append(r.seen, resp.Header.Get("Content-Type"))
+		r.mu.Unlock()
+	}
+	return resp, err
+}
+
+// TestClientConfigSpeaksProtobuf: the API server answers the server's
+// clientset in protobuf, the encoding that makes the list of every Secret
+// cheap at start.
+func TestClientConfigSpeaksProtobuf(t *testing.T) {
+	cfg := ClientConfig(restCfg)
+	rt := &roundTripper{}
+	cfg.Wrap(func(next http.RoundTripper) http.RoundTripper { rt.next = next; return rt })
+	cs := kubernetes.NewForConfigOrDie(cfg)
+	if _, err := cs.CoreV1().Secrets("default").List(context.Background(), metav1.ListOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if len(rt.seen) == 0 || rt.seen[0] != runtime.ContentTypeProtobuf {
+		t.Fatalf("answered in %v", rt.seen)
+	}
+	if restCfg.ContentType != "" {
+		t.Fatal("ClientConfig changed the config it was given (the dynamic client's)")
 	}
 }

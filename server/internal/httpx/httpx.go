@@ -124,8 +124,10 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 		}
 	}()
 	buf.Reset()
-	// Encode writes what Marshal did, and the newline after it.
-	if err := json.NewEncoder(buf).Encode(v); err != nil {
+	if a, ok := v.(JSONAppender); ok {
+		buf.Write(a.AppendJSON(buf.AvailableBuffer()))
+		buf.WriteByte('\n')
+	} else if err := json.NewEncoder(buf).Encode(v); err != nil { // what Marshal writes, and a newline
 		// Only the handlers' own fixed types are written; this cannot happen.
 		buf.Reset()
 		buf.WriteString("{}\n")
@@ -140,6 +142,13 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 	h["Cache-Control"], h["Pragma"], h["Content-Type"] = shared[0:1:1], shared[1:2:2], shared[2:3:3]
 	w.WriteHeader(status)
 	_, _ = w.Write(buf.Bytes())
+}
+
+// JSONAppender is a body WriteJSON appends without encoding/json, for the
+// answers of the hottest endpoints (a token's): AppendJSON appends to b
+// exactly what json.Marshal would write for the value, and returns b.
+type JSONAppender interface {
+	AppendJSON(b []byte) []byte
 }
 
 // jsonBufs are WriteJSON's encoding buffers.
@@ -198,15 +207,85 @@ func ParseForm(r *http.Request) (url.Values, error) {
 	if MediaType(r) != FormMediaType {
 		return nil, ErrMediaType
 	}
-	b, err := ReadBody(r)
+	body, err := readBodyString(r)
 	if err != nil {
 		return nil, err
 	}
-	v, err := url.ParseQuery(string(b))
-	if err != nil || !ValidText(v) {
+	return parseForm(body)
+}
+
+// readBodyString is ReadBody into a pooled buffer: the string is the one
+// allocation (io.ReadAll's growing buffer was another).
+func readBodyString(r *http.Request) (string, error) {
+	if r.Body == nil {
+		return "", nil
+	}
+	buf := bodyBufs.Get().(*bytes.Buffer)
+	defer func() {
+		if buf.Cap() <= 2*MaxBody {
+			bodyBufs.Put(buf)
+		}
+	}()
+	buf.Reset()
+	if _, err := buf.ReadFrom(r.Body); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return "", ErrTooLarge
+		}
+		return "", ErrMalformed
+	}
+	return buf.String(), nil
+}
+
+// bodyBufs are readBodyString's buffers.
+var bodyBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// maxFormParams is url.ParseQuery's default limit on the number of
+// parameters (a body of MaxBody could hold 32,768); its GODEBUG setting
+// urlmaxqueryparams does not change this one.
+const maxFormParams = 10000
+
+// parseForm is url.ParseQuery followed by ValidText, with the same result
+// and the same errors (any error is ErrMalformed), in fewer allocations: the
+// values of all parameters share one backing array (url.ParseQuery
+// allocates one slice per parameter), and each key and value is checked as
+// it is decoded. A repeated parameter gets a slice of its own with both
+// values, as url.ParseQuery gives it, so Single still refuses it.
+func parseForm(body string) (url.Values, error) {
+	n := strings.Count(body, "&") + 1
+	if n > maxFormParams {
 		return nil, ErrMalformed
 	}
-	return v, nil
+	// The sizes are hints for the few parameters of a real request, not n:
+	// a body of "&&&..." must not buy a large map.
+	form := make(url.Values, min(n, 8))
+	vals := make([]string, 0, min(n, 8))
+	for body != "" {
+		var pair string
+		pair, body, _ = strings.Cut(body, "&")
+		if strings.IndexByte(pair, ';') >= 0 {
+			return nil, ErrMalformed // url.ParseQuery: "invalid semicolon separator"
+		}
+		if pair == "" {
+			continue
+		}
+		k, v, _ := strings.Cut(pair, "=")
+		k, err := url.QueryUnescape(k)
+		if err != nil || !validText(k) {
+			return nil, ErrMalformed
+		}
+		v, err = url.QueryUnescape(v)
+		if err != nil || !validText(v) {
+			return nil, ErrMalformed
+		}
+		if prev, ok := form[k]; ok {
+			form[k] = append(prev, v) // cap(prev) is its length: a copy
+			continue
+		}
+		vals = append(vals, v)
+		form[k] = vals[len(vals)-1 : len(vals) : len(vals)]
+	}
+	return form, nil
 }
 
 // ValidText reports whether every key and value is valid UTF-8 without NUL

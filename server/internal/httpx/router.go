@@ -38,15 +38,29 @@ type Route struct {
 // returns false when it already answered (a 429).
 type EnterFunc func(w http.ResponseWriter, r *http.Request, a *Area, limited bool) bool
 
-// Router is what dialects mount their routes on.
+// Router is what dialects mount their routes on. It serves the requests:
+// gorilla/mux matches them, except that a path equal to the path of an exact
+// route without variables is looked up in a map first. gorilla/mux tries every
+// route's regular expression in turn and adds the route and its (empty)
+// variables to the request's context, two copies of the request: a token
+// request paid for the routes mounted before its own.
 type Router struct {
 	mux   *mux.Router
 	enter EnterFunc
+	// exact maps the path of each exact route that gorilla/mux would pick
+	// for that path, whatever the method, to its endpoint. Written only by
+	// Mount, which is done before serving.
+	exact map[string]http.Handler
 }
 
 // NewRouter mounts on m; enter, when set, sees every matched request first
-// (the server's rate limit and request bookkeeping; tests pass nil).
-func NewRouter(m *mux.Router, enter EnterFunc) *Router { return &Router{mux: m, enter: enter} }
+// (the server's rate limit and request bookkeeping; tests pass nil). Serve
+// through the Router, not m. Middlewares added to m with Use do not see the
+// requests of exact routes, nor are mux.Vars and mux.CurrentRoute set for
+// them (they have no variables).
+func NewRouter(m *mux.Router, enter EnterFunc) *Router {
+	return &Router{mux: m, enter: enter, exact: map[string]http.Handler{}}
+}
 
 // Mount adds the area's routes in order (gorilla/mux tries routes in the
 // order they were added, so a prefix route goes after the routes below it).
@@ -55,10 +69,47 @@ func (rt *Router) Mount(a *Area, routes ...Route) {
 		h := rt.endpoint(a, route)
 		if route.Prefix {
 			rt.mux.PathPrefix(route.Path).Handler(h)
-		} else {
-			rt.mux.Handle(route.Path, h)
+			continue
+		}
+		mr := rt.mux.Handle(route.Path, h)
+		if !strings.ContainsAny(route.Path, "{}") && rt.picks(route.Path, mr) {
+			rt.exact[route.Path] = h
 		}
 	}
+}
+
+// picks reports whether gorilla/mux picks mr for a request to path with
+// every method: an earlier route (a prefix, a pattern, one added to the mux
+// directly) that matches the path keeps it, so the map answers exactly as
+// gorilla/mux would.
+func (rt *Router) picks(path string, mr *mux.Route) bool {
+	if mr.GetError() != nil {
+		return false
+	}
+	for _, method := range methods {
+		req, err := http.NewRequest(method, path, nil)
+		if err != nil || req.URL.Path != path {
+			return false
+		}
+		var m mux.RouteMatch
+		if !rt.mux.Match(req, &m) || m.MatchErr != nil || m.Route != mr {
+			return false
+		}
+	}
+	return true
+}
+
+var methods = []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+	http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace, "OTHER"}
+
+// ServeHTTP serves r by its route, or gorilla/mux's 404 and 405 handlers. A
+// path in the exact map is clean (gorilla/mux would not redirect it).
+func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h, ok := rt.exact[r.URL.Path]; ok {
+		h.ServeHTTP(w, r)
+		return
+	}
+	rt.mux.ServeHTTP(w, r)
 }
 
 // endpoint wraps a route's handler: enter, then wrong methods get the area's
