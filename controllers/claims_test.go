@@ -312,3 +312,101 @@ func TestAClaimRecordDeletedByHandStaysWithTheHolder(t *testing.T) {
 	victimIntact(t, holder, verifier)
 	waitReason(t, waiting, authv1alpha1.ReasonConflict)
 }
+
+// TestClaimsAreGivenUpThroughTheHolderIndex: the records an object holds are
+// found through the indexClaimHolder field index of the cache (not a label
+// selector over the whole server namespace). A client denied its numericID
+// by a tightened TokenPolicy gives that record up and keeps its client id's;
+// another client then takes the numericID; deleting the first gives up the
+// rest.
+func TestClaimsAreGivenUpThroughTheHolderIndex(t *testing.T) {
+	ctx := context.Background()
+	ns, other := policyNamespace(t, "holder-index"), newNamespace(t)
+	withPolicies(t, teamPolicy("holder-index", authv1alpha1.TokenPolicySpec{NumericIDs: &authv1alpha1.NumericIDRange{Min: 1, Max: 9007199254740991}}))
+	n := nextNumericID()
+	first := newOC(ns, "first", withSession(n))
+	create(t, first)
+	waitReason(t, first, authv1alpha1.ReasonIssued)
+	idKey := types.NamespacedName{Namespace: serverNamespace, Name: claimRecordName(claimKindClient, claimClientID(first.Status.ClientID))}
+	numKey := types.NamespacedName{Namespace: serverNamespace, Name: claimRecordName(claimKindClient, claimNumericID(n))}
+	heldBy := func(k types.NamespacedName, o client.Object) error {
+		rec := getSecretOrNil(t, k.Namespace, k.Name)
+		if rec == nil || rec.Labels[labelClaimOwner] != string(o.GetUID()) {
+			return fmt.Errorf("claim record %s is not held by %s", k.Name, o.GetName())
+		}
+		return nil
+	}
+	eventually(t, func() error { return errors.Join(heldBy(idKey, first), heldBy(numKey, first)) })
+
+	// Tighten: the namespace may no longer hold numericID n.
+	p := &authv1alpha1.TokenPolicy{}
+	if err := k8s.Get(ctx, types.NamespacedName{Name: "team-holder-index"}, p); err != nil {
+		t.Fatal(err)
+	}
+	p.Spec.NumericIDs.Max = n - 1
+	if err := k8s.Update(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	waitReason(t, first, authv1alpha1.ReasonPolicyDenied)
+	eventually(t, func() error {
+		if getSecretOrNil(t, numKey.Namespace, numKey.Name) != nil {
+			return errors.New("the denied numericID's claim record is still there")
+		}
+		return heldBy(idKey, first)
+	})
+
+	second := newOC(other, "second", withSession(n))
+	create(t, second)
+	waitReason(t, second, authv1alpha1.ReasonIssued)
+	eventually(t, func() error { return heldBy(numKey, second) })
+
+	deleteObj(t, first)
+	eventually(t, func() error {
+		if getSecretOrNil(t, idKey.Namespace, idKey.Name) != nil {
+			return errors.New("the deleted client's claim record is still there")
+		}
+		return nil
+	})
+	if err := heldBy(numKey, second); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// cacheBehind is a cache that has not seen any claim record yet: List finds
+// nothing, everything else is the client's.
+type cacheBehind struct{ client.Client }
+
+func (cacheBehind) List(context.Context, client.ObjectList, ...client.ListOption) error { return nil }
+
+// TestReleaseAllGivesUpARecordTheCacheHasNotSeen: a holder deleted a moment
+// after taking a claim (before the cache shows the record) still gives that
+// record up, read from the API server by name; a record of the same claim
+// someone else holds stays.
+func TestReleaseAllGivesUpARecordTheCacheHasNotSeen(t *testing.T) {
+	ctx := context.Background()
+	ns := newNamespace(t)
+	c := claimer{client: cacheBehind{suiteMgr.GetClient()}, apiReader: k8s, serverNamespace: serverNamespace, kind: userClaimKind}
+	holder := newUser(ns, "gone", "gone-"+ns)
+	holder.UID = types.UID("uid-gone-" + ns)
+	key := claimUsername(holder.Spec.Username)
+	recKey := types.NamespacedName{Namespace: serverNamespace, Name: claimRecordName(claimKindUser, key)}
+
+	someoneElse := newUser(ns, "else", holder.Spec.Username)
+	someoneElse.UID = types.UID("uid-else-" + ns)
+	create(t, c.record(someoneElse, key))
+	if err := c.releaseAll(ctx, holder); err != nil {
+		t.Fatal(err)
+	}
+	if rec := getSecretOrNil(t, recKey.Namespace, recKey.Name); rec == nil || rec.Labels[labelClaimOwner] != string(someoneElse.UID) {
+		t.Fatalf("someone else's claim record was given up")
+	}
+	if err := k8s.Delete(ctx, getSecret(t, recKey.Namespace, recKey.Name)); err != nil {
+		t.Fatal(err)
+	}
+
+	create(t, c.record(holder, key))
+	if err := c.releaseAll(ctx, holder); err != nil {
+		t.Fatal(err)
+	}
+	mustNotExist(t, recKey)
+}

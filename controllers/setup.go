@@ -165,6 +165,12 @@ func RateLimit(cfg *rest.Config, qps float64, burst int) *rest.Config {
 // cached only when they carry app.kubernetes.io/managed-by=tokensmith, and no
 // object keeps its managedFields in memory. Secrets that tokensmith does not
 // label (a pre-existing or user-provided one) are read with the API reader.
+//
+// cfg should leave ContentType empty: controller-runtime then speaks protobuf
+// for built-in kinds (Secrets, Events: most requests) and JSON for
+// tokensmith's own, which have no protobuf encoding; a ContentType set here
+// would apply to every kind and break writes of the custom ones
+// (TestBuiltInKindsGoAsProtobufAndCustomOnesAsJSON).
 func NewManager(cfg *rest.Config, o ManagerOptions) (ctrl.Manager, error) {
 	scheme := o.Scheme
 	if scheme == nil {

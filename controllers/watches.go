@@ -22,7 +22,7 @@ import (
 	"github.com/tokensmith/tokensmith/internal/credstore"
 )
 
-// Field indexes on the cached OAuthClients and Users.
+// Field indexes on the cached OAuthClients, Users and Secrets.
 const (
 	// indexClaim holds "clientID=<id>" and "numericID=<n>": what an OAuthClient
 	// claims in the whole installation.
@@ -31,6 +31,9 @@ const (
 	indexSecretName = "auth.tokensmith.io/secret-name"
 	// indexUsername holds a User's spec.username.
 	indexUsername = "auth.tokensmith.io/username"
+	// indexClaimHolder on Secrets holds a claim record's holder as
+	// "<claim kind>/<uid>" (claimHolder); other Secrets have no value.
+	indexClaimHolder = "auth.tokensmith.io/claim-holder"
 )
 
 func setupIndexes(mgr ctrl.Manager) error {
@@ -51,10 +54,13 @@ func setupIndexes(mgr ctrl.Manager) error {
 	}); err != nil {
 		return err
 	}
-	return fi.IndexField(ctx, &authv1alpha1.User{}, indexSecretName, func(o client.Object) []string {
+	if err := fi.IndexField(ctx, &authv1alpha1.User{}, indexSecretName, func(o client.Object) []string {
 		name, _ := desired.PasswordSecretKey(o.(*authv1alpha1.User))
 		return []string{name}
-	})
+	}); err != nil {
+		return err
+	}
+	return fi.IndexField(ctx, &corev1.Secret{}, indexClaimHolder, claimHolderOf)
 }
 
 func requestFor(o client.Object) reconcile.Request {
