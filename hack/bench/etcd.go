@@ -152,8 +152,8 @@ func (s *etcdSink) write(ctx context.Context, objs []*corev1.Secret) error {
 // with resourceVersion "0", which the watch cache answers. The cache applies
 // etcd's events in revision order, so when it has the marker it has the rest,
 // and what follows measures a control plane that has caught up.
-func waitVisible(ctx context.Context, c client.Client, marker string) error {
-	m := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: serverNamespace, Name: marker}}
+func waitVisible(ctx context.Context, c client.Client, ns, marker string) error {
+	m := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: marker}}
 	if err := c.Create(ctx, m); err != nil {
 		return err
 	}

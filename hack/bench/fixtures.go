@@ -20,6 +20,8 @@ import (
 
 const (
 	serverNamespace = "tokensmith-system"
+	// referenceNamespace holds the -scale reference server's verifiers.
+	referenceNamespace = "tokensmith-reference"
 	// deviceLoginClient is client 0: it has the password grant and is the server's --device-login-client.
 	deviceLoginClient = "bc-00000"
 	userPassword      = "bench-password-correct-horse"
@@ -34,16 +36,19 @@ type clientCred struct {
 	Opaque         bool
 }
 
+func (f *fixtures) len() int { return len(f.clients) }
+
 type fixtures struct {
+	ns      string // the namespace they are in
 	clients []clientCred
 	users   []string // usernames; every one has userPassword
 	phc     string   // the users' shared argon2id hash of userPassword
 }
 
-func verifierSecret(name, typ, owner string, doc []byte) *corev1.Secret {
+func verifierSecret(ns, name, typ, owner string, doc []byte) *corev1.Secret {
 	return &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{
-			Namespace: serverNamespace, Name: name,
+			Namespace: ns, Name: name,
 			Labels: map[string]string{
 				authv1alpha1.LabelManagedBy: authv1alpha1.ManagedByValue,
 				credstore.LabelSecretType:   typ,
@@ -60,17 +65,17 @@ func verifierSecret(name, typ, owner string, doc []byte) *corev1.Secret {
 // in parallel). Users share one precomputed argon2id hash (password.Default)
 // of userPassword.
 func writeFixtures(ctx context.Context, c client.Client, sink secretSink, nClients, nUsers int) (*fixtures, time.Duration, error) {
-	return growFixtures(ctx, c, sink, nil, nClients, nUsers)
+	return growFixtures(ctx, c, sink, serverNamespace, nil, nClients, nUsers)
 }
 
 // growFixtures writes the verifiers f lacks up to nClients and nUsers (all of
-// them, the namespace and the signing keys when f is nil) and returns f grown.
+// them, namespace ns and its signing keys when f is nil) and returns f grown.
 // Objects are made by the writers as they go, so that 100,000 of them are
 // never all in memory at once.
-func growFixtures(ctx context.Context, c client.Client, sink secretSink, f *fixtures, nClients, nUsers int) (*fixtures, time.Duration, error) {
+func growFixtures(ctx context.Context, c client.Client, sink secretSink, ns string, f *fixtures, nClients, nUsers int) (*fixtures, time.Duration, error) {
 	start := time.Now()
 	if f == nil {
-		if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: serverNamespace}}); err != nil && !apierrors.IsAlreadyExists(err) {
+		if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil && !apierrors.IsAlreadyExists(err) {
 			return nil, 0, err
 		}
 		set := &keyset.Set{}
@@ -81,7 +86,7 @@ func growFixtures(ctx context.Context, c client.Client, sink secretSink, f *fixt
 		if err != nil {
 			return nil, 0, err
 		}
-		ks := verifierSecret(credstore.SigningKeysSecretName, credstore.TypeSigningKeys, "", doc)
+		ks := verifierSecret(ns, credstore.SigningKeysSecretName, credstore.TypeSigningKeys, "", doc)
 		delete(ks.Annotations, credstore.AnnotationOwner)
 		if err := c.Create(ctx, ks); err != nil && !apierrors.IsAlreadyExists(err) {
 			return nil, 0, err
@@ -90,7 +95,7 @@ func growFixtures(ctx context.Context, c client.Client, sink secretSink, f *fixt
 		if err != nil {
 			return nil, 0, err
 		}
-		f = &fixtures{phc: phc}
+		f = &fixtures{ns: ns, phc: phc}
 	}
 	c0, u0 := len(f.clients), len(f.users)
 	for i := c0; i < nClients; i++ {
@@ -124,7 +129,7 @@ func growFixtures(ctx context.Context, c client.Client, sink secretSink, f *fixt
 		if err != nil {
 			return nil, err
 		}
-		return verifierSecret(credstore.ClientVerifierName("bench", name), credstore.TypeClientVerifier, "bench/"+name, doc), nil
+		return verifierSecret(f.ns, credstore.ClientVerifierName("bench", name), credstore.TypeClientVerifier, "bench/"+name, doc), nil
 	}
 	userObj := func(i int) (*corev1.Secret, error) {
 		name := fmt.Sprintf("bench-user-%05d", i)
@@ -137,7 +142,7 @@ func growFixtures(ctx context.Context, c client.Client, sink secretSink, f *fixt
 		if err != nil {
 			return nil, err
 		}
-		return verifierSecret(credstore.UserVerifierName("bench", name), credstore.TypeUserVerifier, "bench/"+name, doc), nil
+		return verifierSecret(f.ns, credstore.UserVerifierName("bench", name), credstore.TypeUserVerifier, "bench/"+name, doc), nil
 	}
 	nc, total := nClients-c0, (nClients-c0)+(nUsers-u0)
 	objAt := func(i int) (*corev1.Secret, error) {
@@ -182,7 +187,7 @@ func growFixtures(ctx context.Context, c client.Client, sink secretSink, f *fixt
 		return nil, 0, err
 	}
 	if _, direct := sink.(*etcdSink); direct {
-		if err := waitVisible(ctx, c, fmt.Sprintf("bench-fixtures-%d-%d", nClients, nUsers)); err != nil {
+		if err := waitVisible(ctx, c, f.ns, fmt.Sprintf("bench-fixtures-%d-%d", nClients, nUsers)); err != nil {
 			return nil, 0, err
 		}
 	}

@@ -33,6 +33,9 @@ type CPURow struct {
 	PerCPUSec float64 `json:"per_server_cpu_second"`
 	// Ratio is PerCPUSec over the mean of the round's trivial rows.
 	Ratio float64 `json:"ratio_to_trivial"`
+	// ToReference (-scale) is PerCPUSec over the same row of the reference
+	// server (the smallest point's verifiers) measured just before it.
+	ToReference float64 `json:"ratio_to_reference,omitempty"`
 	// Utilization is ServerCPU/Seconds: below 1 the generator, not the server, was the limit.
 	Utilization float64 `json:"server_cpu_utilization"`
 	P50ms       float64 `json:"p50_ms"`
@@ -115,7 +118,7 @@ func runCPUPhase(fx *fixtures, exe, kubeconfig, serverCPU, genCPU string, conc i
 		return nil, err
 	}
 	defer triv.stop()
-	ts, tokenURL, ready, err := tokenServer(exe, kubeconfig, serverCPU)
+	ts, tokenURL, ready, err := tokenServer(exe, kubeconfig, serverCPU, serverNamespace)
 	if err != nil {
 		return nil, err
 	}

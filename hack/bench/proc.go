@@ -234,11 +234,11 @@ func tokensmithBinary(root, dir string) (string, error) {
 // with throttling off (the bench sends thousands of requests a second from
 // one address and for one client), and waits for /readyz. It returns the
 // process, the API base URL and the time from start to Ready.
-func tokenServer(exe, kubeconfig, cpus string) (*proc, string, time.Duration, error) {
+func tokenServer(exe, kubeconfig, cpus, namespace string) (*proc, string, time.Duration, error) {
 	listen, admin := testenv.FreeAddr(), testenv.FreeAddr()
 	start := time.Now()
 	p, err := startProc("tokensmith server", cpus, exe, []string{"GODEBUG=gctrace=1"}, "server",
-		"--kubeconfig", kubeconfig, "--namespace", serverNamespace, "--listen", listen, "--admin-listen", admin,
+		"--kubeconfig", kubeconfig, "--namespace", namespace, "--listen", listen, "--admin-listen", admin,
 		"--issuer", "https://tokensmith.bench", "--device-login-client", deviceLoginClient,
 		"--rate-limit-per-ip=0", "--rate-limit-per-client=0")
 	if err != nil {

@@ -59,8 +59,12 @@ type ScalePoint struct {
 	ServerReadyCPU   map[string]float64 `json:"server_ready_cpu_seconds"`
 	ServerLiveHeapMB float64            `json:"server_live_heap_mb"`
 	ServerRSSMiB     float64            `json:"server_rss_mib"`
-	// Rows are tokens per server CPU-second at this point.
-	Rows []CPURow `json:"rows"`
+	// Rows are tokens per server CPU-second at this point: -scale-rounds
+	// rounds of the trivial handler, ES256 and opaque; Medians are each
+	// row's median over the rounds (the ratio is to the trivial handler of
+	// the same round).
+	Rows    []CPURow    `json:"rows"`
+	Medians []MedianRow `json:"medians"`
 
 	ControllerStartSeconds  float64 `json:"controller_first_pass_seconds"`
 	ControllerStartRecs     float64 `json:"controller_first_pass_reconciles"`
@@ -160,14 +164,23 @@ func runScale(pointsFlag string, conc int, dur time.Duration, samples int, outDi
 	}
 	defer triv.stop()
 
+	// The reference: a token server over the smallest point's number of
+	// verifiers, in a namespace of its own, measured side by side with the
+	// server of every point (row after row, same minute, same CPU), so that
+	// "the token rate at 100k against the rate at 1k" does not compare two
+	// different minutes of a host whose speed drifts by a third.
+	ref, _, err := growFixtures(ctx, k8s, sink, referenceNamespace, nil, points[0], points[0])
+	if err != nil {
+		return err
+	}
 	var fx *fixtures
-	for pi, n := range points {
+	for _, n := range points {
 		pt := ScalePoint{Clients: n, Users: n}
 		logf("scale: growing to %d client and %d user verifiers", n, n)
 		before := len2(fx)
 		cpu0 := cpuSeconds()
 		var took time.Duration
-		if fx, took, err = growFixtures(ctx, k8s, sink, fx, n, n); err != nil {
+		if fx, took, err = growFixtures(ctx, k8s, sink, serverNamespace, fx, n, n); err != nil {
 			return err
 		}
 		pt.WriteSeconds = took.Seconds()
@@ -177,7 +190,7 @@ func runScale(pointsFlag string, conc int, dur time.Duration, samples int, outDi
 
 		// Token server.
 		cpu0 = cpuSeconds()
-		ts, tokenURL, ready, err := tokenServer(exe, kc, res.ServerCPU)
+		ts, tokenURL, ready, err := tokenServer(exe, kc, res.ServerCPU, serverNamespace)
 		if err != nil {
 			return err
 		}
@@ -185,30 +198,52 @@ func runScale(pointsFlag string, conc int, dur time.Duration, samples int, outDi
 		pt.ServerReadyCPU["tokensmith server"] = procCPU(ts.pid)
 		pt.ServerReadySeconds = ready.Seconds()
 		logf("scale: token server ready in %.2fs", ready.Seconds())
-		cases := cpuCases(fx, trivialURL, tokenURL, "")
-		for _, c := range []cpuCase{cases[0], cases[1], cases[2]} {
-			pid := ts.pid
-			if c.trivial {
-				pid = triv.pid
-			}
-			r, err := generate(res.GenCPU, genSpec{Name: c.name, Conc: conc, Duration: dur, Requests: c.reqs, ServerPID: pid})
-			if err != nil {
-				ts.stop()
-				return err
-			}
-			row := CPURow{Name: c.name, Round: pi + 1, Tokens: r.Requests - r.Errors, Errors: r.Errors, Seconds: r.Seconds, ServerCPU: r.ServerCPUSec, P50ms: r.P50ms, P99ms: r.P99ms}
-			if row.ServerCPU > 0 {
-				row.PerCPUSec = float64(row.Tokens) / row.ServerCPU
-				row.Utilization = row.ServerCPU / row.Seconds
-			}
-			pt.Rows = append(pt.Rows, row)
-			logf("scale: %-50s %8.0f per server CPU-s (%d errors)", c.name, row.PerCPUSec, row.Errors)
+		rs, refURL, _, err := tokenServer(exe, kc, res.ServerCPU, referenceNamespace)
+		if err != nil {
+			ts.stop()
+			return err
 		}
-		if t := pt.Rows[0].PerCPUSec; t > 0 {
-			for i := range pt.Rows {
-				pt.Rows[i].Ratio = pt.Rows[i].PerCPUSec / t
+		cases, refCases := cpuCases(fx, trivialURL, tokenURL, ""), cpuCases(ref, trivialURL, refURL, "")
+		refName := fmt.Sprintf("reference (%d + %d): ", ref.len(), ref.len())
+		type measured struct {
+			c   cpuCase
+			pid int
+		}
+		plan := []measured{{cases[0], triv.pid},
+			{cpuCase{name: refName + refCases[1].name, reqs: refCases[1].reqs}, rs.pid}, {cases[1], ts.pid},
+			{cpuCase{name: refName + refCases[2].name, reqs: refCases[2].reqs}, rs.pid}, {cases[2], ts.pid}}
+		for round := 1; round <= scaleRounds; round++ {
+			settle()
+			first := len(pt.Rows)
+			for _, m := range plan {
+				r, err := generate(res.GenCPU, genSpec{Name: m.c.name, Conc: conc, Duration: dur, Requests: m.c.reqs, ServerPID: m.pid})
+				if err != nil {
+					rs.stop()
+					ts.stop()
+					return err
+				}
+				row := CPURow{Name: m.c.name, Round: round, Tokens: r.Requests - r.Errors, Errors: r.Errors, Seconds: r.Seconds, ServerCPU: r.ServerCPUSec, P50ms: r.P50ms, P99ms: r.P99ms}
+				if row.ServerCPU > 0 {
+					row.PerCPUSec = float64(row.Tokens) / row.ServerCPU
+					row.Utilization = row.ServerCPU / row.Seconds
+				}
+				pt.Rows = append(pt.Rows, row)
+				logf("scale: round %d: %-70s %8.0f per server CPU-s (%d errors)", round, m.c.name, row.PerCPUSec, row.Errors)
+			}
+			rows := pt.Rows[first:]
+			for i := range rows {
+				if t := rows[0].PerCPUSec; t > 0 {
+					rows[i].Ratio = rows[i].PerCPUSec / t
+				}
+				if i == 2 || i == 4 { // the point's ES256 and opaque rows, each after its reference row
+					if r := rows[i-1].PerCPUSec; r > 0 {
+						rows[i].ToReference = rows[i].PerCPUSec / r
+					}
+				}
 			}
 		}
+		rs.stop()
+		pt.Medians = medianRows(pt.Rows, len(plan))
 		pt.ServerLiveHeapMB, _ = ts.log.live()
 		pt.ServerRSSMiB = mib(procRSS(ts.pid))
 		logf("scale: token server live heap %.0f MB, RSS %.1f MiB", pt.ServerLiveHeapMB, pt.ServerRSSMiB)
@@ -279,6 +314,79 @@ func runScale(pointsFlag string, conc int, dur time.Duration, samples int, outDi
 		res.Points = append(res.Points, pt)
 	}
 	return nil
+}
+
+// MedianRow is one row's median over the rounds of a point.
+type MedianRow struct {
+	Name      string  `json:"name"`
+	PerCPUSec float64 `json:"per_server_cpu_second"`
+	Ratio     float64 `json:"ratio_to_trivial"`
+	// ToReference is the median of the rounds' ratios to the reference
+	// server's same row (0 for the trivial and reference rows).
+	ToReference float64 `json:"ratio_to_reference,omitempty"`
+}
+
+// medianRows returns the median of each of the first n rows of a round
+// over all rounds in rows (n rows per round).
+func medianRows(rows []CPURow, n int) []MedianRow {
+	out := make([]MedianRow, 0, n)
+	for i := 0; i < n && i < len(rows); i++ {
+		var per, ratio, toRef []float64
+		for j := i; j < len(rows); j += n {
+			per, ratio, toRef = append(per, rows[j].PerCPUSec), append(ratio, rows[j].Ratio), append(toRef, rows[j].ToReference)
+		}
+		out = append(out, MedianRow{Name: rows[i].Name, PerCPUSec: median(per), Ratio: median(ratio), ToReference: median(toRef)})
+	}
+	return out
+}
+
+func median(x []float64) float64 {
+	slices.Sort(x)
+	if len(x)%2 == 1 {
+		return x[len(x)/2]
+	}
+	return (x[len(x)/2-1] + x[len(x)/2]) / 2
+}
+
+// settle waits until the host's CPUs have been at least 85% idle for half
+// a second, at most 20 s: after 180,000 fixtures, kube-apiserver and etcd
+// go on working (watch cache, compaction, GC) for seconds, and a row
+// measured meanwhile shares CPU 0 with them. The rows are per server
+// CPU-second, which a busy neighbour still moves (cache, frequency, the
+// generator's core).
+func settle() {
+	deadline := time.Now().Add(20 * time.Second)
+	busy0, total0 := hostCPU()
+	for time.Now().Before(deadline) {
+		time.Sleep(500 * time.Millisecond)
+		busy, total := hostCPU()
+		if total > total0 && (busy-busy0)/(total-total0) < 0.15 {
+			return
+		}
+		busy0, total0 = busy, total
+	}
+	logf("scale: the host did not settle within 20 s (other jobs?); measuring anyway")
+}
+
+// hostCPU returns the busy and total jiffies of all CPUs from /proc/stat.
+func hostCPU() (busy, total float64) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	for i := 1; i < len(f); i++ {
+		v, _ := strconv.ParseFloat(f[i], 64)
+		if i > 8 { // guest time is counted in user already
+			break
+		}
+		total += v
+		if i != 4 && i != 5 { // idle, iowait
+			busy += v
+		}
+	}
+	return busy, total
 }
 
 // percentiles returns the p50 and p99 of d in milliseconds.
@@ -452,25 +560,26 @@ func writesDelta(a, b map[string]float64) map[string]float64 {
 
 func writeScaleReport(res *ScaleResult, dir string) error {
 	var b strings.Builder
-	fmt.Fprintf(&b, "# tokensmith scale curve %s\n\n%s, %d CPUs; token server on CPU %s, generator on CPU %s, controller unpinned; %s per row.\n\n",
-		res.Date, res.GoVersion, res.NumCPU, res.ServerCPU, res.GenCPU, res.Duration)
-	b.WriteString("| clients + users | creates/s (kube-apiserver, etcd CPU-s) | server Ready s (API server CPU-s in it) | server live heap MB | server RSS MiB | trivial / CPU-s | ES256 / CPU-s (ratio) | opaque / CPU-s (ratio) | change-to-served p50 / p99 ms (credentials written p50 / p99) | controller first pass s (reconciles, writes) | no-op resync s (reconciles, writes) | controller heap MB / RSS MiB | kube-apiserver / etcd RSS MiB |\n")
+	fmt.Fprintf(&b, "# tokensmith scale curve %s\n\n%s, %d CPUs; token server on CPU %s, generator on CPU %s, controller unpinned; %s per row; token rates are medians of %d rounds; the reference server holds the first point's verifiers (its own namespace) and is measured row by row next to each point's server.\n\n",
+		res.Date, res.GoVersion, res.NumCPU, res.ServerCPU, res.GenCPU, res.Duration, scaleRounds)
+	b.WriteString("| clients + users | creates/s (kube-apiserver, etcd CPU-s) | server Ready s (API server CPU-s in it) | server live heap MB | server RSS MiB | trivial / CPU-s | ES256 / CPU-s (ratio to trivial; **to the reference server**) | opaque / CPU-s (ratio to trivial; **to the reference server**) | change-to-served p50 / p99 ms (credentials written p50 / p99) | controller first pass s (reconciles, writes) | no-op resync s (reconciles, writes) | controller heap MB / RSS MiB | kube-apiserver / etcd RSS MiB |\n")
 	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, p := range res.Points {
 		row := func(i int) string {
-			if i >= len(p.Rows) {
+			if i >= len(p.Medians) {
 				return "–"
 			}
-			return fmt.Sprintf("%.0f (%.3f)", p.Rows[i].PerCPUSec, p.Rows[i].Ratio)
+			m := p.Medians[i]
+			return fmt.Sprintf("%.0f (%.3f; **%.2f**)", m.PerCPUSec, m.Ratio, m.ToReference)
 		}
 		triv := 0.0
-		if len(p.Rows) > 0 {
-			triv = p.Rows[0].PerCPUSec
+		if len(p.Medians) > 0 {
+			triv = p.Medians[0].PerCPUSec
 		}
 		fmt.Fprintf(&b, "| %d + %d | %.0f (%.1f, %.1f) | %.2f (%.1f) | %.0f | %.1f | %.0f | %s | %s | %.0f / %.0f (%.0f / %.0f) | %.2f (%.0f, %d) | %.2f (%.0f, %d) | %.0f / %.1f | %.0f / %.0f |\n",
 			p.Clients, p.Users, p.WritePerSec, p.WriteCPU["kube-apiserver"], p.WriteCPU["etcd"],
 			p.ServerReadySeconds, p.ServerReadyCPU["kube-apiserver"], p.ServerLiveHeapMB, p.ServerRSSMiB,
-			triv, row(1), row(2), p.ServedP50ms, p.ServedP99ms, p.IssuedP50ms, p.IssuedP99ms,
+			triv, row(2), row(4), p.ServedP50ms, p.ServedP99ms, p.IssuedP50ms, p.IssuedP99ms,
 			p.ControllerStartSeconds, p.ControllerStartRecs, p.ControllerStartWrites,
 			p.ControllerResyncSeconds, p.ControllerResyncRecs, p.ControllerResyncWrites,
 			p.ControllerLiveHeapMB, p.ControllerRSSMiB, p.APIServerRSSMiB, p.EtcdRSSMiB)

@@ -66,7 +66,7 @@ func writeServiceAccountFixtures(ctx context.Context, cfg *rest.Config, c client
 		if err != nil {
 			return nil, err
 		}
-		if err := c.Create(ctx, verifierSecret(credstore.ClientVerifierName(saNamespace, name), credstore.TypeClientVerifier, saNamespace+"/"+name, doc)); err != nil && !apierrors.IsAlreadyExists(err) {
+		if err := c.Create(ctx, verifierSecret(serverNamespace, credstore.ClientVerifierName(saNamespace, name), credstore.TypeClientVerifier, saNamespace+"/"+name, doc)); err != nil && !apierrors.IsAlreadyExists(err) {
 			return nil, err
 		}
 	}
