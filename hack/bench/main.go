@@ -67,7 +67,7 @@ var splitRows bool
 var fixturesViaAPI bool
 
 // scaleRounds is -scale-rounds.
-var scaleRounds = 3
+var scaleRounds = 5
 
 // cpuRounds is -cpu-rounds.
 var cpuRounds = 1
@@ -174,7 +174,7 @@ func main() {
 		symbols  = flag.Bool("symbols", false, "build the measured tokensmith binary with symbols (for perf record -p)")
 		scale    = flag.Bool("scale", false, "run the scale curve (-scale-points) instead of the other phases")
 		points   = flag.String("scale-points", "1000,10000,100000", "OAuthClient verifiers (and as many User verifiers) at each point of -scale")
-		sRounds  = flag.Int("scale-rounds", 3, "rounds of the token rows at each point of -scale (the table gives their medians)")
+		sRounds  = flag.Int("scale-rounds", 5, "rounds of the token rows at each point of -scale (the table gives their medians)")
 		viaAPI   = flag.Bool("fixtures-via-api", false, "create the verifier Secrets through kube-apiserver (about 2 ms of its CPU each) instead of writing them into etcd")
 	)
 	flag.Parse()
