@@ -69,10 +69,21 @@ node: ## Install the one-node cluster's Debian packages (root) and build kubelet
 
 .PHONY: test
 test: control-plane node ## Run every test against a real kube-apiserver (RACE_PKGS with -race), the chart on a one-node cluster, then a short fuzz run.
+	@# -k: every stage runs even when an earlier one fails, so one run shows
+	@# every failure; make still exits non-zero and names the failed stages.
+	$(MAKE) -k test-race test-norace test-timing test-cluster test-fuzz
+
+.PHONY: test-race test-norace test-timing test-fuzz
+test-race: control-plane ## Stage of make test: RACE_PKGS with the race detector.
 	KUBEBUILDER_ASSETS=$$(hack/build-control-plane.sh) go test $(GO_TEST_FLAGS) -race -count=1 -timeout 20m $(RACE_PKGS)
+
+test-norace: control-plane ## Stage of make test: every other package but test/cluster, without -race.
 	KUBEBUILDER_ASSETS=$$(hack/build-control-plane.sh) go test $(GO_TEST_FLAGS) -count=1 -timeout 20m $$(go list ./... | grep -v /test/cluster | grep -vxF -f <(go list $(RACE_PKGS)))
+
+test-timing: control-plane ## Stage of make test: the timing tests -race distorts (NORACE_TESTS).
 	KUBEBUILDER_ASSETS=$$(hack/build-control-plane.sh) go test $(GO_TEST_FLAGS) -count=1 -timeout 20m $(NORACE_TESTS)
-	$(MAKE) test-cluster
+
+test-fuzz: control-plane ## Stage of make test: every fuzz target for FUZZTIME.
 	KUBEBUILDER_ASSETS=$$(hack/build-control-plane.sh) hack/fuzz.sh $(FUZZTIME)
 
 .PHONY: test-cluster

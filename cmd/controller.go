@@ -44,6 +44,8 @@ func DefaultController(namespace, tokenURL string) Controller {
 			TokenURL:          tokenURL,
 			KeyRotationPeriod: controllers.DefaultKeyRotationPeriod,
 			KeyRetention:      controllers.DefaultKeyRetention,
+
+			PropagationAllowance: controllers.DefaultPropagationAllowance,
 		},
 		KubeAPIQPS:   controllers.DefaultKubeAPIQPS,
 		KubeAPIBurst: controllers.DefaultKubeAPIBurst,
@@ -88,6 +90,7 @@ func parseControllerFlags(args []string, stderr io.Writer) (*controllerFlags, er
 	fs.StringVar(&m.HealthProbeBindAddress, "health-probe-bind-address", m.HealthProbeBindAddress, `Address of /healthz and /readyz; "0" disables them.`)
 	fs.DurationVar(&o.KeyRotationPeriod, "key-rotation-period", o.KeyRotationPeriod, "How long a signing key is current before a new one replaces it.")
 	fs.DurationVar(&o.KeyRetention, "key-retention", o.KeyRetention, "How long a replaced signing key still verifies; at least the longest token lifetime (8784h).")
+	fs.DurationVar(&o.PropagationAllowance, "propagation-allowance", o.PropagationAllowance, "How long after its credentials change an object is Ready=False, reason Propagating, while the token server replicas load them; 0: Ready as soon as they are stored.")
 	fs.IntVar(&m.ConcurrentReconciles, "concurrent-reconciles", m.ConcurrentReconciles, "How many OAuthClients, and separately how many Users, are reconciled at once.")
 	fs.Float64Var(&f.KubeAPIQPS, "kube-api-qps", f.KubeAPIQPS, "Client-side limit of API server requests per second; negative: none, the API server's Priority and Fairness alone.")
 	fs.IntVar(&f.KubeAPIBurst, "kube-api-burst", f.KubeAPIBurst, "Requests allowed at once above --kube-api-qps; 0: twice --kube-api-qps.")
@@ -109,6 +112,9 @@ func parseControllerFlags(args []string, stderr io.Writer) (*controllerFlags, er
 	}
 	if o.KeyRotationPeriod <= 0 || o.KeyRetention <= 0 {
 		return nil, errors.New("--key-rotation-period and --key-retention must be positive")
+	}
+	if o.PropagationAllowance < 0 {
+		return nil, errors.New("--propagation-allowance must not be negative")
 	}
 	if m.ConcurrentReconciles < 1 {
 		return nil, errors.New("--concurrent-reconciles must be at least 1")

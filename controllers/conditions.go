@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"fmt"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -31,6 +32,13 @@ func setCondition(conds *[]metav1.Condition, generation int64, now time.Time, st
 
 func setReady(conds *[]metav1.Condition, generation int64, now time.Time, reason, message string) {
 	setCondition(conds, generation, now, metav1.ConditionTrue, reason, message)
+}
+
+// setPropagating sets Ready=False, reason Propagating, without an event:
+// nothing is wrong, the object is Ready within allowance.
+func setPropagating(conds *[]metav1.Condition, generation int64, now time.Time, allowance time.Duration) {
+	setCondition(conds, generation, now, metav1.ConditionFalse, authv1alpha1.ReasonPropagating,
+		fmt.Sprintf("The token server replicas are loading the new credentials; Ready within %s", allowance))
 }
 
 // setNotReady sets Ready=False, with a Warning event on obj the first time

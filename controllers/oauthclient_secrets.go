@@ -9,8 +9,10 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	authv1alpha1 "github.com/tokensmith/tokensmith/api/v1alpha1"
@@ -119,6 +121,11 @@ func (r *oauthClientReconciler) ensureConsumerSecret(ctx context.Context, oc *au
 	if equality.Semantic.DeepEqual(existing.ObjectMeta, next.ObjectMeta) && equality.Semantic.DeepEqual(existing.Data, next.Data) {
 		return existing, nil
 	}
+	if rotated || len(filled) > 0 {
+		if err := r.holdReady(ctx, oc); err != nil {
+			return nil, err
+		}
+	}
 	if err := r.Client.Update(ctx, next); err != nil {
 		return nil, fmt.Errorf("updating Secret %s: %w", key, err)
 	}
@@ -136,6 +143,25 @@ func (r *oauthClientReconciler) ensureConsumerSecret(ctx context.Context, oc *au
 			"Removed %s from Secret %s: the client authenticates only with its ServiceAccount token", strings.Join(removed, ", "), key.Name)
 	}
 	return next, nil
+}
+
+// holdReady turns a Ready OAuthClient Propagating in the API before its
+// consumer Secret shows credentials the token servers do not have yet (a
+// rotation, a recreated Secret, a key filled in). Whoever reads the new
+// Secret and then finds the OAuthClient Ready knows every replica has had the
+// propagation allowance to load them (the README's "What Ready promises");
+// without this write the old Ready=True would stand until the reconcile's own
+// status write, after the Secret. An object not Ready yet needs no hold.
+func (r *oauthClientReconciler) holdReady(ctx context.Context, oc *authv1alpha1.OAuthClient) error {
+	if r.Options.PropagationAllowance == 0 || !meta.IsStatusConditionTrue(oc.Status.Conditions, authv1alpha1.ConditionReady) {
+		return nil
+	}
+	before := oc.DeepCopy()
+	setPropagating(&oc.Status.Conditions, oc.Generation, r.Options.now(), r.Options.PropagationAllowance)
+	if err := r.Client.Status().Patch(ctx, oc, client.MergeFrom(before)); err != nil {
+		return fmt.Errorf("writing status: %w", err)
+	}
+	return nil
 }
 
 // createConsumerSecret generates every credential and creates the Secret. It
@@ -192,6 +218,9 @@ func (r *oauthClientReconciler) createConsumerSecret(ctx context.Context, oc *au
 	if err := controllerutil.SetControllerReference(oc, s, r.Scheme); err != nil {
 		return nil, err
 	}
+	if err := r.holdReady(ctx, oc); err != nil {
+		return nil, err
+	}
 	if err := r.Client.Create(ctx, s); err != nil {
 		if apierrors.IsAlreadyExists(err) {
 			return nil, nil
@@ -217,12 +246,13 @@ func (r *oauthClientReconciler) createConsumerSecret(ctx context.Context, oc *au
 // ensureVerifier writes the client verifier that follows the consumer Secret.
 // When the Secret's credentials differ from the verifier's current ones (a
 // rotation, or an edit by hand) the old digests stay, with an expiry, for the
-// grace period. It returns when to come back to drop an expired digest.
-func (r *oauthClientReconciler) ensureVerifier(ctx context.Context, oc *authv1alpha1.OAuthClient, consumerName string, current credstore.SecretDigests, clientID string, now time.Time) (time.Duration, error) {
+// grace period. It returns when to come back to drop an expired digest, and
+// when the verifier's data last changed (see applyVerifier).
+func (r *oauthClientReconciler) ensureVerifier(ctx context.Context, oc *authv1alpha1.OAuthClient, consumerName string, current credstore.SecretDigests, clientID string, now time.Time) (time.Duration, time.Time, error) {
 	key := r.verifierKey(oc)
 	existing, err := r.secrets().get(ctx, key)
 	if err != nil {
-		return 0, err
+		return 0, time.Time{}, err
 	}
 	var old credstore.ClientVerifier
 	if existing == nil || credstore.Decode(existing.Data[credstore.DataKey], &old) != nil {
@@ -239,11 +269,12 @@ func (r *oauthClientReconciler) ensureVerifier(ctx context.Context, oc *authv1al
 
 	doc, err := credstore.Encode(desired.ClientVerifier(oc, clientID, secrets))
 	if err != nil {
-		return 0, err
+		return 0, time.Time{}, err
 	}
 	want := verifierSecret(key.Namespace, key.Name, credstore.TypeClientVerifier, ownerString(oc), doc)
-	if err := applySecret(ctx, r.Client, r.secrets(), existing, want); err != nil {
-		return 0, err
+	writtenAt, err := applyVerifier(ctx, r.Client, r.secrets(), existing, want, now)
+	if err != nil {
+		return 0, time.Time{}, err
 	}
 
 	requeue, latest := desired.Expiry(secrets, now)
@@ -252,5 +283,5 @@ func (r *oauthClientReconciler) ensureVerifier(ctx context.Context, oc *authv1al
 		t := metav1.NewTime(*latest)
 		oc.Status.PreviousSecretExpiresAt = &t
 	}
-	return requeue, nil
+	return requeue, writtenAt, nil
 }

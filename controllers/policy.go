@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -140,7 +141,10 @@ func markVerifierDenied[V any](ctx context.Context, c client.Client, secrets sec
 	if err != nil {
 		return false, err
 	}
-	return true, applySecret(ctx, c, secrets, existing, verifierSecret(key.Namespace, key.Name, typ, ownerString(owner), data))
+	// The wall clock stamps the change for the token server's propagation
+	// metric; nothing waits on a denial, so no injected clock is needed.
+	_, err = applyVerifier(ctx, c, secrets, existing, verifierSecret(key.Namespace, key.Name, typ, ownerString(owner), data), time.Now())
+	return true, err
 }
 
 // policyWatches wakes every object of a kind when a TokenPolicy changes, and

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -155,6 +156,24 @@ func applySecret(ctx context.Context, c client.Client, r secretReader, existing,
 		return fmt.Errorf("updating Secret %s/%s: %w", desired.Namespace, desired.Name, err)
 	}
 	return nil
+}
+
+// applyVerifier is applySecret for a verifier Secret: when its data changes
+// it is stamped credstore.AnnotationWrittenAt = now, and otherwise keeps its
+// stamp. It returns when the data last changed: the start of the propagation
+// allowance (Options.propagation). A verifier written before verifiers were
+// stamped has the zero time: it has long been served.
+func applyVerifier(ctx context.Context, c client.Client, r secretReader, existing, want *corev1.Secret, now time.Time) (time.Time, error) {
+	stamp := now.UTC().Format(time.RFC3339Nano)
+	writtenAt := now
+	if existing != nil && bytes.Equal(existing.Data[credstore.DataKey], want.Data[credstore.DataKey]) {
+		stamp = existing.Annotations[credstore.AnnotationWrittenAt]
+		writtenAt, _ = time.Parse(time.RFC3339Nano, stamp)
+	}
+	if stamp != "" {
+		want.Annotations[credstore.AnnotationWrittenAt] = stamp
+	}
+	return writtenAt, applySecret(ctx, c, r, existing, want)
 }
 
 // secretMatches reports whether existing already carries everything desired asks for.

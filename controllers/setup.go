@@ -60,12 +60,24 @@ type Options struct {
 	// PolicySnapshotName names the TokenPolicySnapshot the admission policy
 	// reads; "" means tenancy.DefaultSnapshotName.
 	PolicySnapshotName string
+	// PropagationAllowance is how long after a verifier changes the object
+	// stays Ready=False, reason Propagating, before it is Ready: the time the
+	// token server replicas' watches get to serve the change (milliseconds
+	// when healthy; each replica measures it as
+	// tokensmith_credential_propagation_seconds). 0 says Ready as soon as the
+	// verifier is stored, which only a single in-process server can rely on.
+	// The controller's flag defaults to DefaultPropagationAllowance.
+	PropagationAllowance time.Duration
 }
 
 // Defaults of Options and of the controller's flags.
 const (
 	DefaultKeyRotationPeriod = 720 * time.Hour
 	DefaultKeyRetention      = 8800 * time.Hour
+	// DefaultPropagationAllowance is a hundred times a healthy watch's delay
+	// plus the server index's CoalesceWindow, and short enough that a script
+	// waiting for Ready barely notices it.
+	DefaultPropagationAllowance = time.Second
 )
 
 func (o Options) now() time.Time {
@@ -75,12 +87,18 @@ func (o Options) now() time.Time {
 	return time.Now().UTC()
 }
 
+// propagating is how much longer an object whose verifier data changed at
+// writtenAt must wait before it is Ready; 0 or less means it may be Ready now.
+func (o Options) propagating(writtenAt, now time.Time) time.Duration {
+	return writtenAt.Add(o.PropagationAllowance).Sub(now)
+}
+
 func (o Options) validate() error {
 	if o.ServerNamespace == "" {
 		return errors.New("controllers: Options.ServerNamespace is required")
 	}
-	if o.KeyRotationPeriod < 0 || o.KeyRetention < 0 {
-		return errors.New("controllers: key rotation period and retention must not be negative")
+	if o.KeyRotationPeriod < 0 || o.KeyRetention < 0 || o.PropagationAllowance < 0 {
+		return errors.New("controllers: key rotation period, retention and propagation allowance must not be negative")
 	}
 	return nil
 }

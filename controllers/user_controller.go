@@ -88,11 +88,16 @@ func (r *userReconciler) reconcileUser(ctx context.Context, u *authv1alpha1.User
 		return ctrl.Result{}, nil
 	}
 
-	if err := r.ensureVerifier(ctx, u, pwSecret, pw, now); err != nil {
+	writtenAt, err := r.ensureVerifier(ctx, u, pwSecret, pw, now)
+	if err != nil {
 		return ctrl.Result{}, err
 	}
 	if err := r.claims().release(ctx, u, claimKeys(claims)); err != nil {
 		return ctrl.Result{}, err
+	}
+	if wait := r.Options.propagating(writtenAt, now); wait > 0 {
+		setPropagating(&u.Status.Conditions, u.Generation, now, r.Options.PropagationAllowance)
+		return ctrl.Result{RequeueAfter: wait}, nil
 	}
 	setUserServed(u, now)
 	return ctrl.Result{}, nil

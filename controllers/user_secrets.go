@@ -110,11 +110,13 @@ func (r *userReconciler) passwordSecret(ctx context.Context, u *authv1alpha1.Use
 // remembers which version of the password Secret it hashed (PasswordSource),
 // and a new version whose password still verifies (a label was added, another
 // key changed) keeps the old hash and the old credential generation.
-func (r *userReconciler) ensureVerifier(ctx context.Context, u *authv1alpha1.User, pwSecret *corev1.Secret, pw string, now time.Time) error {
+//
+// It returns when the verifier's data last changed (see applyVerifier).
+func (r *userReconciler) ensureVerifier(ctx context.Context, u *authv1alpha1.User, pwSecret *corev1.Secret, pw string, now time.Time) (time.Time, error) {
 	key := r.verifierKey(u)
 	existing, err := r.secrets().get(ctx, key)
 	if err != nil {
-		return err
+		return time.Time{}, err
 	}
 	var old credstore.UserVerifier
 	hasOld := existing != nil && credstore.Decode(existing.Data[credstore.DataKey], &old) == nil
@@ -136,7 +138,7 @@ func (r *userReconciler) ensureVerifier(ctx context.Context, u *authv1alpha1.Use
 				params = password.Default
 			}
 			if hash, err = password.Hash(pw, params); err != nil {
-				return err
+				return time.Time{}, err
 			}
 			bump = true
 			t := metav1.NewTime(now.Truncate(time.Second))
@@ -157,8 +159,8 @@ func (r *userReconciler) ensureVerifier(ctx context.Context, u *authv1alpha1.Use
 
 	doc, err := credstore.Encode(desired.UserVerifier(u, hash, source, generation))
 	if err != nil {
-		return err
+		return time.Time{}, err
 	}
 	want := verifierSecret(key.Namespace, key.Name, credstore.TypeUserVerifier, ownerString(u), doc)
-	return applySecret(ctx, r.Client, r.secrets(), existing, want)
+	return applyVerifier(ctx, r.Client, r.secrets(), existing, want, now)
 }

@@ -19,6 +19,8 @@ type metrics struct {
 	latency  *prometheus.HistogramVec
 	// throttled counts 429s by dialect and limiter ("ip" or "client").
 	throttled *prometheus.CounterVec
+	// propagation is how long verifier changes took to be served here.
+	propagation prometheus.Histogram
 
 	// The children of issued and latency that every request uses, by label
 	// values (see children).
@@ -81,8 +83,14 @@ func newMetrics() *metrics {
 		throttled: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tokensmith_throttled_requests_total", Help: "Requests answered 429 by a rate limit, by dialect and limiter (ip or client).",
 		}, []string{"dialect", "limiter"}),
+		propagation: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "tokensmith_credential_propagation_seconds",
+			Help: "Time from the controller's change of a verifier to this replica serving it; the controller's --propagation-allowance must stay above it.",
+			// Up to and past the default allowance (1s): the tail is what matters.
+			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}),
 	}
-	m.registry.MustRegister(m.issued, m.failed, m.latency, m.throttled,
+	m.registry.MustRegister(m.issued, m.failed, m.latency, m.throttled, m.propagation,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -117,6 +117,9 @@ func New(o Options) (*Server, error) {
 	}
 	s := &Server{o: o, metrics: newMetrics()}
 	s.metrics.registerIndexSize(o.Snapshot)
+	if o.Index != nil {
+		o.Index.OnPropagated(func(d time.Duration) { s.metrics.propagation.Observe(d.Seconds()) })
+	}
 	s.metrics.registerLockout(o.Login.Lockout)
 	s.limits = newLimits(o.RateLimits, o.Now, s.metrics)
 	s.metrics.registerAssertions(o.Assertions)

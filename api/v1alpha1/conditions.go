@@ -1,7 +1,10 @@
 package v1alpha1
 
 // ConditionReady is the one condition both kinds report. It is True when the
-// credentials exist and the token server has what it needs to serve them.
+// credentials exist, the verifier Secret the token server reads is up to
+// date, and it has been for the controller's propagation allowance: long
+// enough for every token server replica's watch to serve it (the README's
+// "What Ready promises").
 const ConditionReady = "Ready"
 
 // Reasons of the Ready condition.
@@ -9,6 +12,12 @@ const (
 	// ReasonIssued surfaces when the credentials exist and the verifier Secret
 	// the token server reads is up to date.
 	ReasonIssued = "Issued"
+
+	// ReasonPropagating surfaces for the propagation allowance after the
+	// verifier changed (the object was created, its spec or its Secret
+	// changed, its secret was rotated): the token server replicas are loading
+	// it. Nothing is wrong; Ready turns True by itself.
+	ReasonPropagating = "Propagating"
 
 	// ReasonWaitingForSecret surfaces when spec.existingSecret (or a User's
 	// passwordSecretRef) names a Secret that does not exist yet, or lacks a key.

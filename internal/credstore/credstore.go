@@ -25,6 +25,12 @@ const (
 	// AnnotationOwner records "namespace/name" of the OAuthClient or User a verifier belongs to.
 	AnnotationOwner = "auth.tokensmith.io/owner"
 
+	// AnnotationWrittenAt on a verifier is when the controller last changed
+	// its data (RFC 3339, nanoseconds, UTC): the controller says Ready a
+	// propagation allowance after it, and the token server measures from it
+	// how long its watch took to serve the change.
+	AnnotationWrittenAt = "auth.tokensmith.io/written-at"
+
 	// DataKey is the Secret data key that holds the JSON document.
 	DataKey = "verifier.json"
 

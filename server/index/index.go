@@ -49,11 +49,15 @@ type Index struct {
 	// fullRebuilds those of them that started from every entry.
 	rebuilds     atomic.Int64
 	fullRebuilds atomic.Int64
+	// propagated, when set, is told each served change's propagation time.
+	propagated func(time.Duration)
 }
 
 // entry is one Secret parsed once.
 type entry struct {
-	created     time.Time
+	created time.Time
+	// writtenAt is the Secret's credstore.AnnotationWrittenAt, zero if none.
+	writtenAt   time.Time
 	name        string
 	client      *Client
 	user        *User
@@ -166,12 +170,14 @@ func (ix *Index) rebuild() {
 	// Revoke may have published a copy with more revocations since; it holds
 	// ix.mu too, so this is the latest.
 	if next, ok := ix.applyChanges(ix.snap.Load()); ok {
-		clear(ix.changed)
 		ix.snap.Store(next)
+		ix.observePropagation()
+		clear(ix.changed)
 		ix.rebuilds.Add(1)
 		return
 	}
 	ix.fullRebuild()
+	ix.observePropagation()
 	if len(ix.changed) > maxIncremental {
 		// A cleared map keeps its size: after the initial list, room for
 		// every Secret, held for good.
@@ -182,6 +188,33 @@ func (ix *Index) rebuild() {
 	ix.full = false
 	ix.rebuilds.Add(1)
 	ix.fullRebuilds.Add(1)
+}
+
+// OnPropagated makes the index call observe, once the initial list is
+// served, with how long each changed verifier took from the controller's
+// write (credstore.AnnotationWrittenAt) to this replica's snapshot: the
+// figure the controller's propagation allowance must stay above.
+func (ix *Index) OnPropagated(observe func(time.Duration)) {
+	ix.mu.Lock()
+	ix.propagated = observe
+	ix.mu.Unlock()
+}
+
+// observePropagation reports the entries changed by the rebuild that just
+// published. ix.mu must be held. A re-list delivers unchanged Secrets again:
+// only a new stamp is a change the controller made.
+func (ix *Index) observePropagation() {
+	if ix.propagated == nil || !ix.synced.Load() {
+		return
+	}
+	now := time.Now()
+	for name, old := range ix.changed {
+		e := ix.entries[name]
+		if e == nil || e.writtenAt.IsZero() || old != nil && old.writtenAt.Equal(e.writtenAt) {
+			continue
+		}
+		ix.propagated(now.Sub(e.writtenAt))
+	}
 }
 
 // fullRebuild makes the snapshot from every entry. ix.mu must be held.
@@ -277,6 +310,8 @@ type Secret struct {
 	Created         time.Time
 	// Type is the credstore.LabelSecretType label.
 	Type string
+	// WrittenAt is its credstore.AnnotationWrittenAt, zero when absent.
+	WrittenAt time.Time
 	// Data is the credstore.DataKey value; HasData is false when it is absent.
 	Data    []byte
 	HasData bool
@@ -347,7 +382,7 @@ func (f fault) Error() string { return string(f) }
 // index deliberately ignores (a signing-keys Secret of another name, a
 // verifier of an object no TokenPolicy allows).
 func parse(s Secret) (*entry, error) {
-	e := &entry{created: s.Created, name: s.Name}
+	e := &entry{created: s.Created, writtenAt: s.WrittenAt, name: s.Name}
 	data := s.Data
 	if !s.HasData {
 		return nil, fault("no " + credstore.DataKey + " key")

@@ -67,11 +67,7 @@ func TestEveryDialectIssuesTokensFromControllerCredentials(t *testing.T) {
 	session, v1, mobile, password := applyFixtures(t)
 
 	t.Run("session API answers a JWT signed HS512", func(t *testing.T) {
-		var r response
-		eventually(t, 5*time.Second, "the session client to be served", func() bool {
-			r = postJSON(t, "/api/auth/session/4242", map[string]string{"api_key": session["API_KEY"], "secret": session["API_SECRET"]})
-			return r.status == http.StatusOK
-		})
+		r := servedAtReady(t, "the session client", postJSON(t, "/api/auth/session/4242", map[string]string{"api_key": session["API_KEY"], "secret": session["API_SECRET"]}))
 		tok, _ := r.json(t)["token"].(string)
 		remember(tok)
 		header := jwtHeader(t, tok)
@@ -226,11 +222,7 @@ func TestResourceServersCanCheckTokens(t *testing.T) {
 	}
 	waitClientReady(t, "default", "orders-api")
 	creds := readSecret(t, "default", "orders-api-credentials")
-	var r response
-	eventually(t, 5*time.Second, "orders-api to be served", func() bool {
-		r = postForm(t, "/oauth/token", url.Values{"grant_type": {"client_credentials"}, "client_id": {creds["CLIENT_ID"]}, "client_secret": {creds["CLIENT_SECRET"]}})
-		return r.status == http.StatusOK
-	})
+	r := servedAtReady(t, "orders-api", postForm(t, "/oauth/token", url.Values{"grant_type": {"client_credentials"}, "client_id": {creds["CLIENT_ID"]}, "client_secret": {creds["CLIENT_SECRET"]}}))
 	token, _ := r.json(t)["access_token"].(string)
 	remember(token)
 

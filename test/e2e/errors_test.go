@@ -6,7 +6,6 @@ import (
 	"net/url"
 	"strings"
 	"testing"
-	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
@@ -40,18 +39,10 @@ func TestFailedRequestsNeverEchoCredentials(t *testing.T) {
 	password := readSecret(t, "default", u.Status.PasswordSecretName)["password"]
 	id, secret := creds["CLIENT_ID"], creds["CLIENT_SECRET"]
 
-	var access, refresh string
-	eventually(t, 5*time.Second, "the new client to be served", func() bool {
-		r := postForm(t, "/oauth/token", url.Values{"grant_type": {"password"}, "client_id": {id}, "client_secret": {secret},
-			"username": {"echo@example.com"}, "password": {password}})
-		if r.status != http.StatusOK {
-			return false
-		}
-		body := r.json(t)
-		access, _ = body["access_token"].(string)
-		refresh, _ = body["refresh_token"].(string)
-		return true
-	})
+	body := servedAtReady(t, "the new client", postForm(t, "/oauth/token", url.Values{"grant_type": {"password"}, "client_id": {id}, "client_secret": {secret},
+		"username": {"echo@example.com"}, "password": {password}})).json(t)
+	access, _ := body["access_token"].(string)
+	refresh, _ := body["refresh_token"].(string)
 	remember(access, refresh)
 
 	bearer := func(path, token string) *http.Request {

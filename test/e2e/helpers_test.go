@@ -89,6 +89,10 @@ func eventually(t *testing.T, timeout time.Duration, what string, f func() bool)
 	}
 }
 
+// waitClientReady and waitUserReady wait as a user's script does (kubectl
+// wait --for=condition=Ready): Ready promises that every token server
+// replica serves the object's credentials, so the tests use them at once
+// (servedAtReady), never retrying.
 func waitClientReady(t *testing.T, namespace, name string) {
 	t.Helper()
 	var oc authv1alpha1.OAuthClient
@@ -106,6 +110,16 @@ func waitUserReady(t *testing.T, namespace, name string) *authv1alpha1.User {
 		return err == nil && meta.IsStatusConditionTrue(u.Status.Conditions, authv1alpha1.ConditionReady)
 	})
 	return &u
+}
+
+// servedAtReady returns r, the answer to a request that uses what was
+// just Ready (what says whose credentials): it must have succeeded at once.
+func servedAtReady(t *testing.T, what string, r response) response {
+	t.Helper()
+	if r.status != http.StatusOK {
+		t.Fatalf("%s, Ready, refused at once: status %d: %s", what, r.status, r.body)
+	}
+	return r
 }
 
 func readSecret(t *testing.T, namespace, name string) map[string]string {

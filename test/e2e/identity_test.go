@@ -94,11 +94,7 @@ func TestDeletedObjectsTakeTheirTokensWithThem(t *testing.T) {
 		pw := readSecret(t, "team-a", u.Status.PasswordSecretName)["password"]
 
 		login := url.Values{"grant_type": {"password"}, "username": {"carol@corp.test"}, "password": {pw}}
-		var r response
-		eventually(t, 5*time.Second, "carol to be served", func() bool {
-			r = tokenRequest(pc["CLIENT_ID"], pc["CLIENT_SECRET"], login)
-			return r.status == http.StatusOK
-		})
+		r := servedAtReady(t, "carol", tokenRequest(pc["CLIENT_ID"], pc["CLIENT_SECRET"], login))
 		access, refresh := tokens(r)
 		// A device login of carol (the suite's device login client allows every user).
 		q := url.Values{"username": {"carol@corp.test"}, "password": {pw}, "device-info": {"carol-phone"}}
@@ -133,10 +129,7 @@ func TestDeletedObjectsTakeTheirTokensWithThem(t *testing.T) {
 		nu := waitUserReady(t, "team-b", "not-carol")
 		npw := readSecret(t, "team-b", nu.Status.PasswordSecretName)["password"]
 		// The new User is served (its own login works) before the old tokens are judged.
-		eventually(t, 5*time.Second, "the new carol@corp.test to be served", func() bool {
-			r = tokenRequest(pc["CLIENT_ID"], pc["CLIENT_SECRET"], url.Values{"grant_type": {"password"}, "username": {"carol@corp.test"}, "password": {npw}})
-			return r.status == http.StatusOK
-		})
+		r = servedAtReady(t, "the new carol@corp.test", tokenRequest(pc["CLIENT_ID"], pc["CLIENT_SECRET"], url.Values{"grant_type": {"password"}, "username": {"carol@corp.test"}, "password": {npw}}))
 		newAccess, _ := tokens(r)
 		if got := introspect(newAccess); got["active"] != true {
 			t.Fatalf("the new user's own token: introspection = %v", got)
@@ -172,11 +165,7 @@ func TestDeletedObjectsTakeTheirTokensWithThem(t *testing.T) {
 		}
 		waitClientReady(t, "team-a", "svc")
 		sc := readSecret(t, "team-a", "svc-credentials")
-		var r response
-		eventually(t, 5*time.Second, "svc to be served", func() bool {
-			r = tokenRequest(sc["CLIENT_ID"], sc["CLIENT_SECRET"], url.Values{"grant_type": {"client_credentials"}})
-			return r.status == http.StatusOK
-		})
+		r := servedAtReady(t, "svc", tokenRequest(sc["CLIENT_ID"], sc["CLIENT_SECRET"], url.Values{"grant_type": {"client_credentials"}}))
 		access, _ := tokens(r)
 		readOnly, _ := tokens(tokenRequest(sc["CLIENT_ID"], sc["CLIENT_SECRET"], url.Values{"grant_type": {"client_credentials"}, "scope": {"read"}}))
 		v1 := postForm(t, "/v1/auth/token", url.Values{"client_id": {sc["CLIENT_ID"]}, "client_secret": {sc["CLIENT_SECRET"]}})
@@ -221,10 +210,7 @@ func TestDeletedObjectsTakeTheirTokensWithThem(t *testing.T) {
 		}
 		waitClientReady(t, "team-b", "svc-again")
 		oc := readSecret(t, "team-b", "svc-again-credentials")
-		eventually(t, 5*time.Second, "the new shared-svc to be served", func() bool {
-			r = tokenRequest(oc["CLIENT_ID"], oc["CLIENT_SECRET"], url.Values{"grant_type": {"client_credentials"}})
-			return r.status == http.StatusOK
-		})
+		r = servedAtReady(t, "the new shared-svc", tokenRequest(oc["CLIENT_ID"], oc["CLIENT_SECRET"], url.Values{"grant_type": {"client_credentials"}}))
 		fresh, _ := tokens(r)
 		if got := introspect(fresh); got["active"] != true {
 			t.Fatalf("the new client's own token: introspection = %v", got)

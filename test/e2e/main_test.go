@@ -99,7 +99,9 @@ func run(m *testing.M) int {
 	stopController := startProcess(suite.logs, "controller",
 		"--kubeconfig", controllerKubeconfig, "--server-namespace", serverNamespace,
 		"--metrics-bind-address", "0", "--health-probe-bind-address", "0",
-		"--token-url", suite.baseURL+"/oauth/token")
+		"--token-url", suite.baseURL+"/oauth/token",
+		// The default, said here because TestReadyMeansServed checks the server against it.
+		"--propagation-allowance", "1s")
 	defer stopController()
 	stopServer := startProcess(suite.logs, "server",
 		"--kubeconfig", serverKubeconfig, "--namespace", serverNamespace,

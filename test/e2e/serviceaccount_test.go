@@ -101,14 +101,7 @@ func TestServiceAccountTokensAuthenticateClients(t *testing.T) {
 	clientID := oc.Status.ClientID
 	token := saToken(t, "reports", audience, nil)
 
-	var r response
-	eventually(t, 5*time.Second, "the client to be served", func() bool {
-		r = postForm(t, "/oauth/token", withAssertion(url.Values{"grant_type": {"client_credentials"}}, token))
-		if r.status != http.StatusOK {
-			t.Logf("%d %s", r.status, r.body)
-		}
-		return r.status == http.StatusOK
-	})
+	r := servedAtReady(t, "the client", postForm(t, "/oauth/token", withAssertion(url.Values{"grant_type": {"client_credentials"}}, token)))
 	access, _ := r.json(t)["access_token"].(string)
 	remember(access)
 	if claims := verifyWithJWKS(t, access); claims["client_id"] != clientID || claims["sub"] != clientID {

@@ -7,6 +7,7 @@ package watch
 import (
 	"context"
 	"fmt"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -98,7 +99,9 @@ func remove(ix *index.Index, obj any) {
 // secretOf is what the index reads of s.
 func secretOf(s *corev1.Secret) index.Secret {
 	data, ok := s.Data[credstore.DataKey]
-	return index.Secret{Namespace: s.Namespace, Name: s.Name, Created: s.CreationTimestamp.Time,
+	// A missing or malformed stamp is the zero time: nothing to measure.
+	writtenAt, _ := time.Parse(time.RFC3339Nano, s.Annotations[credstore.AnnotationWrittenAt])
+	return index.Secret{Namespace: s.Namespace, Name: s.Name, Created: s.CreationTimestamp.Time, WrittenAt: writtenAt,
 		Type: s.Labels[credstore.LabelSecretType], Data: data, HasData: ok}
 }
 
