@@ -67,55 +67,13 @@ func (r *oauthClientReconciler) ensureConsumerSecret(ctx context.Context, oc *au
 		next.Data = map[string][]byte{}
 	}
 
-	var filled []string
-	for _, k := range append([]string{credstore.KeyClientID}, desired.CredentialKeys(oc)...) {
-		if len(next.Data[k]) > 0 {
-			continue
-		}
-		v := clientID
-		if k != credstore.KeyClientID {
-			var err error
-			if v, err = credstore.RandomSecret(secretBytes); err != nil {
-				return nil, err
-			}
-		}
-		next.Data[k] = []byte(v)
-		filled = append(filled, k)
+	filled, removed, err := r.fillConsumerData(oc, next.Data, clientID)
+	if err != nil {
+		return nil, err
 	}
-	if r.Options.TokenURL != "" {
-		next.Data[credstore.KeyTokenURL] = []byte(r.Options.TokenURL)
-	}
-	var removed []string
-	if !oc.Spec.Allows(authv1alpha1.AuthClientSecret) {
-		// The client authenticates only with its ServiceAccount token: a
-		// secret left here would be a credential that no longer works.
-		for _, k := range desired.SecretKeys {
-			if _, ok := next.Data[k]; ok {
-				delete(next.Data, k)
-				removed = append(removed, k)
-			}
-		}
-	}
-
-	rotate := oc.Annotations[authv1alpha1.AnnotationRotate]
-	rotated := false
-	if rotate != "" && rotate != existing.Annotations[annotationRotated] {
-		// A Secret adopted now records the current request as handled: the
-		// annotation predates tokensmith's care of this Secret.
-		if !adopting && len(desired.CredentialKeys(oc)) > 0 {
-			for _, k := range desired.CredentialKeys(oc) {
-				v, err := credstore.RandomSecret(secretBytes)
-				if err != nil {
-					return nil, err
-				}
-				next.Data[k] = []byte(v)
-			}
-			rotated = true
-		}
-		if next.Annotations == nil {
-			next.Annotations = map[string]string{}
-		}
-		next.Annotations[annotationRotated] = rotate
+	rotated, err := rotateConsumerData(oc, existing, next, adopting)
+	if err != nil {
+		return nil, err
 	}
 
 	if equality.Semantic.DeepEqual(existing.ObjectMeta, next.ObjectMeta) && equality.Semantic.DeepEqual(existing.Data, next.Data) {
@@ -143,6 +101,67 @@ func (r *oauthClientReconciler) ensureConsumerSecret(ctx context.Context, oc *au
 			"Removed %s from Secret %s: the client authenticates only with its ServiceAccount token", strings.Join(removed, ", "), key.Name)
 	}
 	return next, nil
+}
+
+// fillConsumerData generates every credential data lacks, sets the token
+// URL, and removes the secrets of a client that authenticates only with its
+// ServiceAccount token. It returns the keys it generated and removed.
+func (r *oauthClientReconciler) fillConsumerData(oc *authv1alpha1.OAuthClient, data map[string][]byte, clientID string) (filled, removed []string, err error) {
+	for _, k := range append([]string{credstore.KeyClientID}, desired.CredentialKeys(oc)...) {
+		if len(data[k]) > 0 {
+			continue
+		}
+		v := clientID
+		if k != credstore.KeyClientID {
+			if v, err = credstore.RandomSecret(secretBytes); err != nil {
+				return nil, nil, err
+			}
+		}
+		data[k] = []byte(v)
+		filled = append(filled, k)
+	}
+	if r.Options.TokenURL != "" {
+		data[credstore.KeyTokenURL] = []byte(r.Options.TokenURL)
+	}
+	if !oc.Spec.Allows(authv1alpha1.AuthClientSecret) {
+		// The client authenticates only with its ServiceAccount token: a
+		// secret left here would be a credential that no longer works.
+		for _, k := range desired.SecretKeys {
+			if _, ok := data[k]; ok {
+				delete(data, k)
+				removed = append(removed, k)
+			}
+		}
+	}
+	return filled, removed, nil
+}
+
+// rotateConsumerData carries out a rotation the rotate annotation asks for and
+// next has not handled yet, replacing every credential in next. It reports
+// whether it replaced any. A Secret being adopted records the current request
+// as handled without rotating: the annotation predates tokensmith's care of
+// this Secret.
+func rotateConsumerData(oc *authv1alpha1.OAuthClient, existing, next *corev1.Secret, adopting bool) (bool, error) {
+	rotate := oc.Annotations[authv1alpha1.AnnotationRotate]
+	if rotate == "" || rotate == existing.Annotations[annotationRotated] {
+		return false, nil
+	}
+	rotated := false
+	if !adopting && len(desired.CredentialKeys(oc)) > 0 {
+		for _, k := range desired.CredentialKeys(oc) {
+			v, err := credstore.RandomSecret(secretBytes)
+			if err != nil {
+				return false, err
+			}
+			next.Data[k] = []byte(v)
+		}
+		rotated = true
+	}
+	if next.Annotations == nil {
+		next.Annotations = map[string]string{}
+	}
+	next.Annotations[annotationRotated] = rotate
+	return rotated, nil
 }
 
 // holdReady turns a Ready OAuthClient Propagating in the API before its
