@@ -245,6 +245,37 @@ func TestDeniedFromTheStartIssuesAndClaimsNothing(t *testing.T) {
 	mustNotExist(t, types.NamespacedName{Namespace: serverNamespace, Name: claimRecordName(claimKindClient, claimNumericID(4242))})
 }
 
+// TestAForeignAudienceIsDeniedWithoutAdmission is issue 32's attack where no
+// admission policy runs (envtest has none): a client within the policy's
+// scopes that names another team's API as its audience is denied by the
+// controller, and one without audiences (the issuer's) is issued.
+func TestAForeignAudienceIsDeniedWithoutAdmission(t *testing.T) {
+	ns := policyNamespace(t, "shop")
+	withPolicies(t, teamPolicy("shop", authv1alpha1.TokenPolicySpec{
+		Scopes:    &authv1alpha1.ScopeBounds{Names: []string{"read"}},
+		Audiences: &authv1alpha1.AudienceBounds{Prefixes: []string{"https://{namespace}.example.com/"}},
+	}))
+	own := newOC(ns, "own", func(oc *authv1alpha1.OAuthClient) {
+		oc.Spec.Scopes, oc.Spec.Audiences = []string{"read"}, []string{"https://" + ns + ".example.com/cart"}
+	})
+	issuers := newOC(ns, "issuers", func(oc *authv1alpha1.OAuthClient) { oc.Spec.Scopes = []string{"read"} })
+	foreign := newOC(ns, "foreign", func(oc *authv1alpha1.OAuthClient) {
+		oc.Spec.Scopes, oc.Spec.Audiences = []string{"read"}, []string{"https://payments.internal"}
+	})
+	for _, oc := range []*authv1alpha1.OAuthClient{own, issuers, foreign} {
+		create(t, oc)
+	}
+	waitReason(t, own, authv1alpha1.ReasonIssued)
+	waitReason(t, issuers, authv1alpha1.ReasonIssued)
+	waitReason(t, foreign, authv1alpha1.ReasonPolicyDenied)
+	want := `team-shop refuses spec.audiences "https://payments.internal" (rule audiences); nothing is issued`
+	if msg := readyMessage(foreign); !strings.Contains(msg, want) {
+		t.Errorf("Ready message %q, want it to contain %q", msg, want)
+	}
+	mustNotExist(t, types.NamespacedName{Namespace: ns, Name: "foreign-credentials"})
+	mustNotExist(t, types.NamespacedName{Namespace: serverNamespace, Name: credstore.ClientVerifierName(ns, "foreign")})
+}
+
 func TestTheSnapshotFollowsTheTokenPolicies(t *testing.T) {
 	ctx := context.Background()
 	snap := func() *authv1alpha1.TokenPolicySnapshot {

@@ -4,8 +4,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
-// NamespacePlaceholder is "{namespace}": inside a scope name or prefix or a
-// username prefix or suffix of a TokenPolicy it stands for the namespace of the
+// NamespacePlaceholder is "{namespace}": inside a scope or audience name or
+// prefix or a username prefix or suffix of a TokenPolicy it stands for the namespace of the
 // object checked, so that one policy can give every tenant namespace its own
 // scopes and usernames.
 const NamespacePlaceholder = "{namespace}"
@@ -28,6 +28,12 @@ type TokenPolicySpec struct {
 	// scopes bounds spec.scopes of OAuthClients and Users. Absent: any scope.
 	// +optional
 	Scopes *ScopeBounds `json:"scopes,omitempty"`
+
+	// audiences bounds spec.audiences of OAuthClients. A client that lists none gets the token
+	// server's issuer as "aud", shared by every client of the installation, and is always allowed;
+	// an audience listed in spec, even the issuer's URL, must be allowed here. Absent: any audience.
+	// +optional
+	Audiences *AudienceBounds `json:"audiences,omitempty"`
 
 	// grantTypes an OAuthClient may list. Absent: any grant.
 	// +kubebuilder:validation:MaxItems=4
@@ -92,6 +98,29 @@ type ScopeBounds struct {
 	Prefixes []string `json:"prefixes,omitempty"`
 }
 
+// AudienceBounds lists the audiences allowed: an audience is allowed when it equals one of names
+// or starts with one of prefixes. "{namespace}" in either stands for the OAuthClient's namespace.
+// {} allows no audience but the issuer's default.
+type AudienceBounds struct {
+	// names are audiences allowed exactly, e.g. "https://orders.example.com".
+	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:items:MinLength=1
+	// +kubebuilder:validation:items:MaxLength=512
+	// +listType=set
+	// +optional
+	Names []string `json:"names,omitempty"`
+
+	// prefixes: any audience starting with one of these is allowed, e.g. "https://{namespace}.example.com/".
+	// A prefix that ends inside a host name ("https://shop") also allows "https://shop.evil.example":
+	// end URL prefixes with "/" or ".".
+	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:items:MinLength=1
+	// +kubebuilder:validation:items:MaxLength=512
+	// +listType=set
+	// +optional
+	Prefixes []string `json:"prefixes,omitempty"`
+}
+
 // UsernameBounds lists the usernames allowed: a username is allowed when it starts with one of
 // prefixes or ends with one of suffixes. "{namespace}" in either stands for the User's namespace.
 // {} allows no username, so no User.
@@ -128,8 +157,8 @@ type NumericIDRange struct {
 	Max int64 `json:"max"`
 }
 
-// TokenPolicy bounds, per namespace, the scopes, grants, token formats, TTLs, usernames, numeric
-// ids and ServiceAccount bindings OAuthClients and Users may claim. Cluster-scoped: it is the
+// TokenPolicy bounds, per namespace, the scopes, audiences, grants, token formats, TTLs, usernames,
+// numeric ids and ServiceAccount bindings OAuthClients and Users may claim. Cluster-scoped: it is the
 // platform team's, not a tenant's.
 // +kubebuilder:object:root=true
 // +kubebuilder:resource:scope=Cluster,shortName=tp,categories=tokensmith

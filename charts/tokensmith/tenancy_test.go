@@ -361,6 +361,7 @@ func TestAdmissionPolicyEnforcesTheUnionOfTokenPolicies(t *testing.T) {
   spec:
     namespaceSelector: {matchLabels: {team: a}}
     scopes: {prefixes: ["{namespace}:"], names: [orders]}
+    audiences: {prefixes: ["https://{namespace}.example.com/"], names: [billing]}
     grantTypes: [client_credentials, password, refresh_token]
     tokenFormats: [jwt]
     maxAccessTokenTTL: 24h
@@ -417,6 +418,10 @@ func TestAdmissionPolicyEnforcesTheUnionOfTokenPolicies(t *testing.T) {
 			prefix + a + `shared-read refuses spec.grantTypes "password" (rule grantTypes); team-a refuses spec.refreshTokenTTL 2000h0m0s over 720h0m0s (rule maxRefreshTokenTTL)`},
 		{"refuses a numericID outside the range", clientGVR, otherNamespace, client("bad", "{grantTypes: [password], accessTokenTTL: 1h, numericID: 5}"),
 			prefix + a + `shared-read refuses spec.grantTypes "password" (rule grantTypes); team-a refuses spec.numericID 5 outside 1000-1999 (rule numericIDs)`},
+		{"admits audiences within the policy", clientGVR, otherNamespace, client("ok", `{scopes: [orders], audiences: ["https://team-a.example.com/orders", billing]}`), ""},
+		{"admits a client without audiences (the issuer's) under an audience bound", clientGVR, otherNamespace, client("ok", `{scopes: [orders]}`), ""},
+		{"refuses another team's audience", clientGVR, otherNamespace, client("bad", `{scopes: [orders], audiences: [billing, "https://team-b.example.com/"]}`),
+			prefix + a + `shared-read refuses spec.scopes "orders" (rule scopes); team-a refuses spec.audiences "https://team-b.example.com/" (rule audiences)`},
 		{"refuses a combination no single policy allows", clientGVR, otherNamespace, client("bad", "{scopes: [read, orders]}"),
 			prefix + a + `shared-read refuses spec.scopes "orders" (rule scopes); team-a refuses spec.scopes "read" (rule scopes)`},
 		{"refuses a ServiceAccount binding where every policy forbids it", clientGVR, otherNamespace, client("bad", "{scopes: [orders], serviceAccountName: reports}"),

@@ -114,6 +114,12 @@ func (p Policies) CheckClient(ns Namespace, spec *authv1alpha1.OAuthClientSpec) 
 		if s, ok := badScope(tp, ns.Name, spec.Scopes); ok {
 			rs = append(rs, refusal{"scopes", fmt.Sprintf("spec.scopes %q", s)})
 		}
+		if b := tp.Audiences; b != nil {
+			if a, ok := firstOutside(b.Names, b.Prefixes, ns.Name, spec.Audiences); ok {
+				// Quoted as admission's CEL quotes it, which %q would not for a quote or a backslash.
+				rs = append(rs, refusal{"audiences", `spec.audiences "` + a + `"`})
+			}
+		}
 		if len(tp.GrantTypes) > 0 {
 			for _, g := range grants {
 				if !slices.Contains(tp.GrantTypes, g) {
@@ -179,26 +185,19 @@ func badScope(tp *authv1alpha1.TokenPolicySpec, ns string, scopes []string) (str
 	if tp.Scopes == nil {
 		return "", false
 	}
-	for _, s := range scopes {
-		if !scopeAllowed(tp.Scopes, ns, s) {
-			return s, true
+	return firstOutside(tp.Scopes.Names, tp.Scopes.Prefixes, ns, scopes)
+}
+
+// firstOutside returns the first of values that equals none of names and
+// starts with none of prefixes, "{namespace}" in both standing for ns.
+func firstOutside(names, prefixes []string, ns string, values []string) (string, bool) {
+	for _, v := range values {
+		if !slices.ContainsFunc(names, func(n string) bool { return expand(n, ns) == v }) &&
+			!slices.ContainsFunc(prefixes, func(p string) bool { return strings.HasPrefix(v, expand(p, ns)) }) {
+			return v, true
 		}
 	}
 	return "", false
-}
-
-func scopeAllowed(b *authv1alpha1.ScopeBounds, ns, scope string) bool {
-	for _, n := range b.Names {
-		if expand(n, ns) == scope {
-			return true
-		}
-	}
-	for _, p := range b.Prefixes {
-		if strings.HasPrefix(scope, expand(p, ns)) {
-			return true
-		}
-	}
-	return false
 }
 
 func expand(s, ns string) string { return strings.ReplaceAll(s, authv1alpha1.NamespacePlaceholder, ns) }

@@ -12,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/tools/clientcmd"
@@ -106,6 +107,7 @@ func TestANamespaceEditorGetsSelfServiceWithinItsTokenPolicy(t *testing.T) {
 		{ObjectMeta: metav1.ObjectMeta{Name: "team-a"}, Spec: authv1alpha1.TokenPolicySpec{
 			NamespaceSelector: metav1.LabelSelector{MatchLabels: map[string]string{"tenancy.test/team": "a"}},
 			Scopes:            &authv1alpha1.ScopeBounds{Prefixes: []string{"{namespace}:"}},
+			Audiences:         &authv1alpha1.AudienceBounds{Prefixes: []string{"https://{namespace}.apps.test/"}},
 			GrantTypes:        []authv1alpha1.GrantType{authv1alpha1.GrantClientCredentials},
 			MaxAccessTokenTTL: &metav1.Duration{Duration: time.Hour},
 			Usernames:         &authv1alpha1.UsernameBounds{Suffixes: []string{"@a.example.com"}},
@@ -153,7 +155,9 @@ func TestANamespaceEditorGetsSelfServiceWithinItsTokenPolicy(t *testing.T) {
 		return postForm(t, "/oauth/token", url.Values{"grant_type": {"client_credentials"},
 			"client_id": {creds["CLIENT_ID"]}, "client_secret": {creds["CLIENT_SECRET"]}}).status
 	}
-	eventually(t, 5*time.Second, "the server to issue tokens to the new client", func() bool { return token() == http.StatusOK })
+	if status := token(); status != http.StatusOK {
+		t.Fatalf("a token for the new client, Ready, refused at once: status %d", status)
+	}
 
 	const denied = `ValidatingAdmissionPolicy 'tokensmith-oauthclients' with binding 'tokensmith-oauthclients' denied request: ` +
 		`no TokenPolicy selecting namespace "tenancy-team-a" allows this OAuthClient: team-a refuses `
@@ -167,6 +171,9 @@ func TestANamespaceEditorGetsSelfServiceWithinItsTokenPolicy(t *testing.T) {
 		{"a grant outside the policy", oc("bad-grant", func(o *authv1alpha1.OAuthClient) {
 			o.Spec.GrantTypes = []authv1alpha1.GrantType{authv1alpha1.GrantClientCredentials, authv1alpha1.GrantPassword}
 		}), denied + `spec.grantTypes "password" (rule grantTypes)`},
+		// Issue 32's attack: a scope the policy allows, and another team's API as the audience.
+		{"another team's audience", oc("bad-audience", func(o *authv1alpha1.OAuthClient) { o.Spec.Audiences = []string{"https://payments.internal"} }),
+			denied + `spec.audiences "https://payments.internal" (rule audiences)`},
 		{"a TTL over the policy's maximum", oc("bad-ttl", func(o *authv1alpha1.OAuthClient) { o.Spec.AccessTokenTTL = &metav1.Duration{Duration: 2 * time.Hour} }),
 			denied + `spec.accessTokenTTL 2h0m0s over 1h0m0s (rule maxAccessTokenTTL)`},
 		{"a username outside the namespace's pattern", &authv1alpha1.User{ObjectMeta: metav1.ObjectMeta{Namespace: teamA, Name: "admin"},
@@ -245,5 +252,63 @@ func TestANamespaceEditorGetsSelfServiceWithinItsTokenPolicy(t *testing.T) {
 			t.Error("the consumer Secret's credentials changed")
 		}
 		waitClientReady(t, teamA, "orders")
+	})
+
+	t.Run("narrowing the audiences stops an existing client's tokens for the audience it leaves within a second", func(t *testing.T) {
+		const audience = "https://" + teamA + ".apps.test/partner"
+		if err := alice.Create(ctx, oc("partner", func(o *authv1alpha1.OAuthClient) { o.Spec.Audiences = []string{audience} })); err != nil {
+			t.Fatal(err)
+		}
+		waitClientReady(t, teamA, "partner")
+		pc := readSecret(t, teamA, "partner-credentials")
+		r := servedAtReady(t, "partner", postForm(t, "/oauth/token", url.Values{"grant_type": {"client_credentials"},
+			"client_id": {pc["CLIENT_ID"]}, "client_secret": {pc["CLIENT_SECRET"]}}))
+		access, _ := r.json(t)["access_token"].(string)
+		remember(access)
+		verify := func() int {
+			req, _ := http.NewRequest(http.MethodGet, suite.baseURL+"/auth/verify?audience="+url.QueryEscape(audience), nil)
+			req.Header.Set("Authorization", "Bearer "+access)
+			return do(t, req).status
+		}
+		// A resource server asks with its own credentials (the orders client's).
+		active := func() any {
+			req, _ := http.NewRequest(http.MethodPost, suite.baseURL+"/oauth/introspect", strings.NewReader(url.Values{"token": {access}}.Encode()))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.SetBasicAuth(creds["CLIENT_ID"], creds["CLIENT_SECRET"])
+			return do(t, req).json(t)["active"]
+		}
+		if status, a := verify(), active(); status != http.StatusOK || a != true {
+			t.Fatalf("before the bound narrows: forward-auth %d, introspection active %v; want 200 and true", status, a)
+		}
+
+		p := &authv1alpha1.TokenPolicy{}
+		if err := suite.k8s.Get(ctx, client.ObjectKey{Name: "team-a"}, p); err != nil {
+			t.Fatal(err)
+		}
+		p.Spec.Audiences = &authv1alpha1.AudienceBounds{Names: []string{"https://" + teamA + ".apps.test/orders"}}
+		start := time.Now()
+		if err := suite.k8s.Update(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, 5*time.Second, "forward-auth to refuse the partner's token", func() bool { return verify() == http.StatusUnauthorized })
+		took := time.Since(start)
+		t.Logf("FIGURES a token refused %v after its audience left the TokenPolicy", took)
+		if took > time.Second {
+			t.Errorf("refused only after %v, want within a second", took)
+		}
+		if a := active(); a != false {
+			t.Errorf("introspection active = %v after the audience left the policy, want false", a)
+		}
+		got := &authv1alpha1.OAuthClient{}
+		eventually(t, 5*time.Second, "Ready=False, reason PolicyDenied naming the audiences rule", func() bool {
+			if suite.k8s.Get(ctx, client.ObjectKey{Namespace: teamA, Name: "partner"}, got) != nil {
+				return false
+			}
+			c := meta.FindStatusCondition(got.Status.Conditions, authv1alpha1.ConditionReady)
+			return c != nil && c.Reason == authv1alpha1.ReasonPolicyDenied && strings.Contains(c.Message, `spec.audiences "`+audience+`" (rule audiences)`)
+		})
+		if status := token(); status != http.StatusOK {
+			t.Errorf("the orders client, without audiences, got %d after the audiences narrowed; want 200", status)
+		}
 	})
 }
