@@ -37,6 +37,8 @@ type serverFlags struct {
 	lockout           lockoutFlags
 	shutdownDrain     time.Duration
 	shutdownTimeout   time.Duration
+	tlsSecret         string
+	tlsWait           time.Duration
 	zap               zap.Options
 }
 
@@ -48,7 +50,9 @@ func parseServerFlags(args []string, stderr io.Writer) (*serverFlags, *server.Ru
 	fs.StringVar(&f.namespace, "namespace", os.Getenv("POD_NAMESPACE"), "The server's own namespace, the only one whose Secrets it reads. Default: $POD_NAMESPACE.")
 	fs.StringVar(&f.listen, "listen", server.DefaultListen, "Address of the token APIs.")
 	fs.StringVar(&f.adminListen, "admin-listen", server.DefaultAdminListen, "Address of /healthz, /readyz and /metrics.")
-	fs.StringVar(&f.issuer, "issuer", "", `"iss" of every token. Default: http://tokensmith.<namespace>.svc.`)
+	fs.StringVar(&f.issuer, "issuer", "", `"iss" of every token. Default: https://tokensmith.<namespace>.svc with --tls-secret, else http://tokensmith.<namespace>.svc.`)
+	fs.StringVar(&f.tlsSecret, "tls-secret", "", "Name of the kubernetes.io/tls Secret in --namespace whose certificate the token APIs serve (HTTPS, reloaded when the Secret changes). Empty: plain HTTP. --admin-listen stays plain.")
+	fs.DurationVar(&f.tlsWait, "tls-wait", server.DefaultTLSWait, "How long to wait at start for --tls-secret to hold a usable certificate before exiting with what is wrong.")
 	fs.StringVar(&f.saAudience, "service-account-token-audience", "", `The "aud" a ServiceAccount token must carry to authenticate a client (OAuthClient.spec.serviceAccountName). Default: the issuer.`)
 	fs.DurationVar(&f.saVerdictMaxAge, "service-account-verdict-max-age", saauth.DefaultMaxAge, "How long the API server's verdict on a ServiceAccount token is used (refreshed in the background from half of it); at most 50s, so that a deleted ServiceAccount or pod is refused within 60s.")
 	fs.BoolVar(&f.devMode, "dev-mode", false, "Development mode: device login answers debug=1 with whether a username exists. Never in production.")
@@ -75,7 +79,14 @@ func parseServerFlags(args []string, stderr io.Writer) (*serverFlags, *server.Ru
 		return nil, nil, errors.New("--namespace is required (or set $POD_NAMESPACE)")
 	}
 	if f.issuer == "" {
-		f.issuer = "http://tokensmith." + f.namespace + ".svc"
+		scheme := "http"
+		if f.tlsSecret != "" {
+			scheme = "https"
+		}
+		f.issuer = scheme + "://tokensmith." + f.namespace + ".svc"
+	}
+	if f.tlsWait <= 0 {
+		return nil, nil, errors.New("--tls-wait must be positive")
 	}
 	if f.saAudience == "" {
 		f.saAudience = f.issuer
@@ -131,6 +142,8 @@ func parseServerFlags(args []string, stderr io.Writer) (*serverFlags, *server.Ru
 
 		ServiceAccountAudience:      f.saAudience,
 		ServiceAccountVerdictMaxAge: f.saVerdictMaxAge,
+		TLSSecret:                   f.tlsSecret,
+		TLSWait:                     f.tlsWait,
 	}, nil
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/tokensmith/tokensmith/server/revocations"
 	"github.com/tokensmith/tokensmith/server/saauth"
 	"github.com/tokensmith/tokensmith/server/saauth/tokenreview"
+	"github.com/tokensmith/tokensmith/server/tlscert"
 	"github.com/tokensmith/tokensmith/server/userstatus"
 )
 
@@ -27,6 +28,9 @@ const (
 	DefaultListen          = ":4000"
 	DefaultAdminListen     = ":9090"
 	DefaultShutdownTimeout = 10 * time.Second
+	// DefaultTLSWait is how long Run waits at start for a usable certificate:
+	// long enough for the controller to issue the first one on a new install.
+	DefaultTLSWait = 2 * time.Minute
 )
 
 // RunOptions configure Run. Options.Index, Options.Revoker,
@@ -58,6 +62,14 @@ type RunOptions struct {
 	// ServiceAccountVerdictMaxAge bounds how long the API server's verdict on
 	// a ServiceAccount token is used; default saauth.DefaultMaxAge.
 	ServiceAccountVerdictMaxAge time.Duration
+	// TLSSecret names the kubernetes.io/tls Secret in Namespace whose
+	// certificate Listen serves (server/tlscert), reloaded when it changes;
+	// empty serves plain HTTP. AdminListen stays plain either way.
+	TLSSecret string
+	// TLSWait bounds how long Run waits at start for TLSSecret to hold a
+	// usable certificate before it fails, naming what is wrong; 0 means
+	// DefaultTLSWait.
+	TLSWait time.Duration
 }
 
 // Run serves the token server against the cluster behind cfg until ctx ends,
@@ -117,28 +129,26 @@ func Run(ctx context.Context, cfg *rest.Config, o RunOptions) error {
 		go locks.Run(ctx)
 	}
 
+	o.Certificate = watchCertificate(ctx, o, clientset)
+
 	s, err := New(o.Options)
 	if err != nil {
 		return err
 	}
-	api, err := net.Listen("tcp", o.Listen)
+	api, admin, err := listen(o)
 	if err != nil {
-		return fmt.Errorf("server: listening on %s: %w", o.Listen, err)
-	}
-	admin, err := net.Listen("tcp", o.AdminListen)
-	if err != nil {
-		_ = api.Close()
-		return fmt.Errorf("server: listening on %s: %w", o.AdminListen, err)
+		return err
 	}
 	servers := []*http.Server{
 		{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10},
 		{Handler: s.AdminHandler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second},
 	}
-	errs := make(chan error, 2)
-	for i, l := range []net.Listener{api, admin} {
-		go func() { errs <- servers[i].Serve(l) }()
+	errs, err := startServing(ctx, o, servers, api, admin)
+	if err != nil {
+		return err
 	}
-	o.Logger.Info("serving", "listen", api.Addr().String(), "adminListen", admin.Addr().String(), "namespace", o.Namespace, "issuer", o.Issuer)
+	o.Logger.Info("serving", "listen", api.Addr().String(), "tls", o.Certificate != nil, "adminListen", admin.Addr().String(),
+		"namespace", o.Namespace, "issuer", o.Issuer)
 
 	var serveErr error
 	select {
@@ -185,4 +195,78 @@ func assertionVerifier(o RunOptions, clientset kubernetes.Interface) (*saauth.Ve
 		Audience: audience, Reviewer: tokenreview.New(clientset.AuthenticationV1()),
 		MaxAge: o.ServiceAccountVerdictMaxAge, Now: o.Now,
 	}), nil
+}
+
+// listen opens o.Listen and o.AdminListen.
+func listen(o RunOptions) (api, admin net.Listener, err error) {
+	if api, err = net.Listen("tcp", o.Listen); err != nil {
+		return nil, nil, fmt.Errorf("server: listening on %s: %w", o.Listen, err)
+	}
+	if admin, err = net.Listen("tcp", o.AdminListen); err != nil {
+		_ = api.Close()
+		return nil, nil, fmt.Errorf("server: listening on %s: %w", o.AdminListen, err)
+	}
+	return api, admin, nil
+}
+
+// startServing serves servers[1] (admin) on admin and servers[0] (the
+// token APIs) on api, over TLS when o.Certificate is set; the channel gets
+// each server's end. The admin port starts first: /healthz answers and
+// /readyz says what is missing while the token port waits for its
+// certificate.
+func startServing(ctx context.Context, o RunOptions, servers []*http.Server, api, admin net.Listener) (chan error, error) {
+	errs := make(chan error, 2)
+	go func() { errs <- servers[1].Serve(admin) }()
+	if o.Certificate == nil {
+		go func() { errs <- servers[0].Serve(api) }()
+		return errs, nil
+	}
+	if err := awaitCertificate(ctx, o); err != nil {
+		_ = api.Close()
+		_ = servers[1].Close()
+		return nil, err
+	}
+	// ServeTLS with GetCertificate set reads no files and enables HTTP/2. A
+	// plaintext request gets net/http's 400 ("Client sent an HTTP request to
+	// an HTTPS server"), not a hang.
+	servers[0].TLSConfig = o.Certificate.Config()
+	go func() { errs <- servers[0].ServeTLS(api, "", "") }()
+	return errs, nil
+}
+
+// watchCertificate feeds a tlscert.Source from o.TLSSecret until ctx ends:
+// the token port's certificate. It is o.Certificate when that is set (tests)
+// and nil (plain HTTP) when o.TLSSecret is empty.
+func watchCertificate(ctx context.Context, o RunOptions, clientset kubernetes.Interface) *tlscert.Source {
+	if o.Certificate != nil || o.TLSSecret == "" {
+		return o.Certificate
+	}
+	src := tlscert.New(o.Namespace+"/"+o.TLSSecret, o.Now)
+	log := o.Logger.WithName("tls")
+	go func() {
+		if err := tlscert.Watch(ctx, src, clientset, o.Namespace, o.TLSSecret, log); err != nil && ctx.Err() == nil {
+			log.Error(err, "TLS certificate watch stopped")
+		}
+	}()
+	return src
+}
+
+// awaitCertificate waits, at most o.TLSWait, for o.Certificate to hold a
+// certificate that can serve: the token port never opens without one, and a
+// missing or unusable Secret is an error that says why.
+func awaitCertificate(ctx context.Context, o RunOptions) error {
+	wait := o.TLSWait
+	if wait <= 0 {
+		wait = DefaultTLSWait
+	}
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	select {
+	case <-o.Certificate.Loaded():
+		return nil
+	case <-timer.C:
+		return fmt.Errorf("server: no usable TLS certificate after %s: %w", wait, o.Certificate.Problem())
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/tokensmith/tokensmith/server/resource"
 	"github.com/tokensmith/tokensmith/server/saauth"
 	"github.com/tokensmith/tokensmith/server/session"
+	"github.com/tokensmith/tokensmith/server/tlscert"
 	"github.com/tokensmith/tokensmith/server/v1token"
 )
 
@@ -65,6 +66,9 @@ type Options struct {
 	// assertions on /oauth/token, /oauth/introspect and /oauth/revoke; nil
 	// refuses them (Run sets one backed by TokenReviews).
 	Assertions *saauth.Verifier
+	// Certificate is the token port's TLS certificate; nil when it serves
+	// plain HTTP. /readyz fails while it holds no certificate valid now.
+	Certificate *tlscert.Source
 }
 
 // Server is the token server's HTTP side.
@@ -161,25 +165,33 @@ func (s *Server) AdminHandler() http.Handler { return s.admin }
 // next request instead of finding this one closed under it.
 func (s *Server) Drain() { s.draining.Store(true) }
 
-// Ready reports whether the index has synced and holds a complete keyring,
-// and shutdown has not begun.
-func (s *Server) Ready() bool {
+// Ready returns nil when the index has synced and holds a complete keyring,
+// the TLS certificate (if any) is valid, and shutdown has not begun; else
+// what is missing, for /readyz's answer.
+func (s *Server) Ready() error {
 	if s.draining.Load() {
-		return false
+		return errors.New("shutting down")
+	}
+	if s.o.Certificate != nil {
+		if err := s.o.Certificate.Ready(); err != nil {
+			return err
+		}
 	}
 	if s.o.Index != nil && !s.o.Index.Ready() {
-		return false
+		return errors.New("credentials not synced or no signing keys")
 	}
-	snap := s.o.Snapshot()
-	return snap != nil && snap.Keyring().Complete()
+	if snap := s.o.Snapshot(); snap == nil || !snap.Keyring().Complete() {
+		return errors.New("no signing keys")
+	}
+	return nil
 }
 
 func (s *Server) adminHandler() http.Handler {
 	m := http.NewServeMux()
 	m.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	m.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if !s.Ready() {
-			http.Error(w, "not ready: credentials not synced or no signing keys", http.StatusServiceUnavailable)
+		if err := s.Ready(); err != nil {
+			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
 			return
 		}
 		_, _ = w.Write([]byte("ok\n"))
