@@ -36,31 +36,39 @@ const (
 	indexClaimHolder = "auth.tokensmith.io/claim-holder"
 )
 
+// fieldIndexes is every field index the reconcilers and watches list by: the
+// manager's cache registers each (setupIndexes), and so does the fake client
+// of the odd-input tests, so neither can miss one the code lists by.
+var fieldIndexes = []struct {
+	obj     client.Object
+	field   string
+	extract client.IndexerFunc
+}{
+	{&authv1alpha1.OAuthClient{}, indexClaim, func(o client.Object) []string {
+		return oauthClientClaims(o.(*authv1alpha1.OAuthClient))
+	}},
+	{&authv1alpha1.OAuthClient{}, indexSecretName, func(o client.Object) []string {
+		return []string{desired.ConsumerSecretName(o.(*authv1alpha1.OAuthClient))}
+	}},
+	{&authv1alpha1.User{}, indexUsername, func(o client.Object) []string {
+		return []string{o.(*authv1alpha1.User).Spec.Username}
+	}},
+	{&authv1alpha1.User{}, indexSecretName, func(o client.Object) []string {
+		name, _ := desired.PasswordSecretKey(o.(*authv1alpha1.User))
+		return []string{name}
+	}},
+	{&corev1.Secret{}, indexClaimHolder, claimHolderOf},
+}
+
 func setupIndexes(mgr ctrl.Manager) error {
 	ctx := context.Background()
 	fi := mgr.GetFieldIndexer()
-	if err := fi.IndexField(ctx, &authv1alpha1.OAuthClient{}, indexClaim, func(o client.Object) []string {
-		return oauthClientClaims(o.(*authv1alpha1.OAuthClient))
-	}); err != nil {
-		return err
+	for _, ix := range fieldIndexes {
+		if err := fi.IndexField(ctx, ix.obj, ix.field, ix.extract); err != nil {
+			return fmt.Errorf("controllers: indexing %T by %s: %w", ix.obj, ix.field, err)
+		}
 	}
-	if err := fi.IndexField(ctx, &authv1alpha1.OAuthClient{}, indexSecretName, func(o client.Object) []string {
-		return []string{desired.ConsumerSecretName(o.(*authv1alpha1.OAuthClient))}
-	}); err != nil {
-		return err
-	}
-	if err := fi.IndexField(ctx, &authv1alpha1.User{}, indexUsername, func(o client.Object) []string {
-		return []string{o.(*authv1alpha1.User).Spec.Username}
-	}); err != nil {
-		return err
-	}
-	if err := fi.IndexField(ctx, &authv1alpha1.User{}, indexSecretName, func(o client.Object) []string {
-		name, _ := desired.PasswordSecretKey(o.(*authv1alpha1.User))
-		return []string{name}
-	}); err != nil {
-		return err
-	}
-	return fi.IndexField(ctx, &corev1.Secret{}, indexClaimHolder, claimHolderOf)
+	return nil
 }
 
 func requestFor(o client.Object) reconcile.Request {
