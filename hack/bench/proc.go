@@ -16,8 +16,6 @@ import (
 	"sync"
 	"time"
 
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
-
 	"github.com/tokensmith/tokensmith/internal/testenv"
 )
 
@@ -189,23 +187,6 @@ func procRSS(pid int) uint64 {
 		}
 	}
 	return 0
-}
-
-// writeKubeconfig writes an admin kubeconfig of env for the child processes.
-func writeKubeconfig(env *envtest.Environment, dir string) (string, error) {
-	user, err := env.AddUser(envtest.User{Name: "bench-admin", Groups: []string{"system:masters"}}, nil)
-	if err != nil {
-		return "", err
-	}
-	data, err := user.KubeConfig()
-	if err != nil {
-		return "", err
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return "", err
-	}
-	path := filepath.Join(dir, "kubeconfig")
-	return path, os.WriteFile(path, data, 0o600)
 }
 
 // keepSymbols is -symbols: build tokensmith with its symbol table, so that
