@@ -277,8 +277,13 @@ type access struct {
 }
 
 func (c *cluster) allowed(ctx context.Context, who sa, a access) (bool, error) {
+	return c.review(ctx, who.user(), who.groups(), a)
+}
+
+// review asks the API server's authorizer whether user, in groups, may do a.
+func (c *cluster) review(ctx context.Context, user string, groups []string, a access) (bool, error) {
 	sar := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
-		User: who.user(), Groups: who.groups(),
+		User: user, Groups: groups,
 		ResourceAttributes: &authorizationv1.ResourceAttributes{
 			Namespace: a.namespace, Verb: a.verb, Group: a.group, Resource: a.resource,
 			Subresource: a.subresource, Name: a.name,
