@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
-	"github.com/gorilla/mux"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -24,7 +23,7 @@ import (
 	"github.com/tokensmith/tokensmith/internal/testenv"
 	"github.com/tokensmith/tokensmith/server/index"
 	"github.com/tokensmith/tokensmith/server/index/watch"
-	"github.com/tokensmith/tokensmith/server/internal/httpx"
+	st "github.com/tokensmith/tokensmith/server/internal/servertest"
 	"github.com/tokensmith/tokensmith/server/resource"
 	"github.com/tokensmith/tokensmith/server/tokens"
 )
@@ -105,10 +104,8 @@ func startReplica(t *testing.T, cs kubernetes.Interface, ns string) *replica {
 			t.Errorf("index: %v", err)
 		}
 	}()
-	r := mux.NewRouter()
 	rv := &SecretRevoker{Client: cs, Namespace: ns, Index: ix}
-	resource.New(resource.Options{Index: ix, Issuer: issuer, Revoker: rv}).Mount(httpx.NewRouter(r, nil))
-	srv := httptest.NewServer(r)
+	srv := httptest.NewServer(st.Mount(resource.New(resource.Options{Index: ix, Issuer: issuer, Revoker: rv}).Mount))
 	rep := &replica{ix: ix, revoker: rv, server: srv}
 	var once sync.Once
 	rep.stop = func() { once.Do(func() { srv.Close(); cancel(); <-done }) }
@@ -164,10 +161,10 @@ func TestRevocationReachesEveryReplicaAndSurvivesRestarts(t *testing.T) {
 		t.Fatal(err)
 	}
 	putSecret(t, cs, ns, credstore.SigningKeysSecretName, credstore.TypeSigningKeys, keys)
-	for i, c := range clientDocs() {
+	for i, c := range st.ResourceClients() {
 		putSecret(t, cs, ns, fmt.Sprintf("client-%d", i), credstore.TypeClientVerifier, c)
 	}
-	putSecret(t, cs, ns, "user-alice", credstore.TypeUserVerifier, userDocs(false)[0])
+	putSecret(t, cs, ns, "user-alice", credstore.TypeUserVerifier, st.ResourceUsers(false)[0])
 
 	kr, err := tokens.NewKeyring(keys)
 	if err != nil {
@@ -247,7 +244,7 @@ func TestRevocationReachesEveryReplicaAndSurvivesRestarts(t *testing.T) {
 		})
 	})
 	t.Run("log out everywhere (sessionsNotBefore) ends sessions on every replica", func(t *testing.T) {
-		u := userDocs(false)[0]
+		u := st.ResourceUsers(false)[0]
 		snb := time.Now().Add(time.Second)
 		u.SessionsNotBefore = &snb
 		putSecret(t, cs, ns, "user-alice", credstore.TypeUserVerifier, u)

@@ -40,7 +40,7 @@ func TestOneClientCannotFillTheRevocationListForEveryone(t *testing.T) {
 	for _, c := range []struct{ id, namespace string }{{"greedy", "team-x"}, {"polite", "team-y"}, {"rs", "team-z"}} {
 		putSecret(t, cs, ns, "client-"+c.id, credstore.TypeClientVerifier, credstore.ClientVerifier{
 			Namespace: c.namespace, Name: c.id, ClientID: c.id, GrantTypes: []string{"client_credentials"},
-			Secrets: []credstore.SecretDigests{{ClientSecret: digest(c.id + "-secret")}}})
+			Secrets: []credstore.SecretDigests{{ClientSecret: credstore.DigestOf(credstore.PurposeClientSecret, c.id+"-secret")}}})
 	}
 	kr, err := tokens.NewKeyring(keys)
 	if err != nil {
