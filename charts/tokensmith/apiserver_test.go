@@ -315,19 +315,28 @@ func installRBAC(t *testing.T, c *cluster) {
 	}
 	deadline := time.Now().Add(15 * time.Second)
 	for who, a := range probes {
-		for {
-			ok, err := c.allowed(ctx, who, a)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if ok {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s never got %+v: the chart's RBAC does not grant it", who, a)
-			}
-			time.Sleep(100 * time.Millisecond)
+		waitAllowed(t, deadline, func() (bool, error) { return c.allowed(ctx, who, a) },
+			fmt.Sprintf("%s never got %+v: the chart's RBAC does not grant it", who, a))
+	}
+}
+
+// waitAllowed polls allowed until it says yes, and fails the test with why
+// when deadline passes first: the authorizer sees new RBAC objects a moment
+// after they are written.
+func waitAllowed(t *testing.T, deadline time.Time, allowed func() (bool, error), why string) {
+	t.Helper()
+	for {
+		ok, err := allowed()
+		if err != nil {
+			t.Fatal(err)
 		}
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(why)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
 

@@ -70,20 +70,8 @@ func installTenantRBAC(t *testing.T, c *cluster) {
 		}
 	}
 	probe := access{namespace: otherNamespace, verb: "create", group: "auth.tokensmith.io", resource: "oauthclients"}
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		ok, err := c.tenantAllowed(ctx, editor, probe)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("a namespace editor never got to create OAuthClients: the chart's roles do not aggregate into edit")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	waitAllowed(t, time.Now().Add(15*time.Second), func() (bool, error) { return c.tenantAllowed(ctx, editor, probe) },
+		"a namespace editor never got to create OAuthClients: the chart's roles do not aggregate into edit")
 }
 
 // TestTenantRBACThroughAggregatedRoles asks the real RBAC authorizer what

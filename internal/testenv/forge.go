@@ -17,18 +17,7 @@ import (
 // a ServiceAccount token.
 func Forger(tb testing.TB, genuine string) func(change map[string]any) string {
 	tb.Helper()
-	parts := strings.Split(genuine, ".")
-	if len(parts) != 3 {
-		tb.Fatalf("testenv: %d parts in the token to forge, want 3", len(parts))
-	}
-	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
-	if err != nil {
-		tb.Fatal(err)
-	}
-	var claims map[string]any
-	if err := json.Unmarshal(payload, &claims); err != nil {
-		tb.Fatal(err)
-	}
+	claims := JWTPart(tb, genuine, 1)
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		tb.Fatal(err)
@@ -55,4 +44,23 @@ func Forger(tb testing.TB, genuine string) func(change map[string]any) string {
 		}
 		return in + "." + base64.RawURLEncoding.EncodeToString(sig)
 	}
+}
+
+// JWTPart decodes part i of a compact JWS, a JSON object: 0 is the header, 1
+// the claims.
+func JWTPart(tb testing.TB, token string, i int) map[string]any {
+	tb.Helper()
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		tb.Fatalf("not a JWT: %d segments", len(parts))
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(parts[i])
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil {
+		tb.Fatal(err)
+	}
+	return m
 }
