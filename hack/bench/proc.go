@@ -271,11 +271,16 @@ func generate(cpu string, spec genSpec) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
+	return startGenerator(pinned(cpu, exe, "-generator"), spec)
+}
+
+// startGenerator runs cmd, a load generator ("-generator"), with GOMAXPROCS=1
+// and spec on its standard input, and returns its Result.
+func startGenerator(cmd *exec.Cmd, spec genSpec) (Result, error) {
 	in, err := json.Marshal(spec)
 	if err != nil {
 		return Result{}, err
 	}
-	cmd := pinned(cpu, exe, "-generator")
 	cmd.Stdin = bytes.NewReader(in)
 	cmd.Stderr = os.Stderr
 	cmd.Env = append(os.Environ(), "GOMAXPROCS=1")
@@ -287,6 +292,6 @@ func generate(cpu string, spec genSpec) (Result, error) {
 	if err := json.Unmarshal(out, &r); err != nil {
 		return Result{}, fmt.Errorf("generator output: %w", err)
 	}
-	r.GCShare = 0
+	r.GCShare = 0 // the child's, not the server's
 	return r, nil
 }
