@@ -53,6 +53,25 @@ func apiserver(t *testing.T) kubernetes.Interface {
 	return apiCS
 }
 
+// createNamespace creates the namespace ns.
+func createNamespace(t *testing.T, cs kubernetes.Interface, ns string) {
+	t.Helper()
+	if _, err := cs.CoreV1().Namespaces().Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// putSigningKeys writes a fresh signing-key Secret into ns and returns the keys.
+func putSigningKeys(t *testing.T, cs kubernetes.Interface, ns string) *keyset.Set {
+	t.Helper()
+	keys := &keyset.Set{}
+	if _, err := keys.Reconcile(time.Now(), 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	putSecret(t, cs, ns, credstore.SigningKeysSecretName, credstore.TypeSigningKeys, keys)
+	return keys
+}
+
 func TestMain(m *testing.M) {
 	code := m.Run()
 	if apiEnv != nil {
@@ -153,14 +172,8 @@ func within(t *testing.T, d time.Duration, what string, cond func() bool) time.D
 func TestRevocationReachesEveryReplicaAndSurvivesRestarts(t *testing.T) {
 	cs := apiserver(t)
 	const ns = "tokensmith-system"
-	if _, err := cs.CoreV1().Namespaces().Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	keys := &keyset.Set{}
-	if _, err := keys.Reconcile(time.Now(), 0, 0); err != nil {
-		t.Fatal(err)
-	}
-	putSecret(t, cs, ns, credstore.SigningKeysSecretName, credstore.TypeSigningKeys, keys)
+	createNamespace(t, cs, ns)
+	keys := putSigningKeys(t, cs, ns)
 	for i, c := range st.ResourceClients() {
 		putSecret(t, cs, ns, fmt.Sprintf("client-%d", i), credstore.TypeClientVerifier, c)
 	}
@@ -276,9 +289,7 @@ func TestRevocationReachesEveryReplicaAndSurvivesRestarts(t *testing.T) {
 func TestSecretRevokerPrunesExpiredEntries(t *testing.T) {
 	cs := apiserver(t)
 	const ns = "tokensmith-prune"
-	if _, err := cs.CoreV1().Namespaces().Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	createNamespace(t, cs, ns)
 	clock := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
 	rv := &SecretRevoker{Client: cs, Namespace: ns, Now: func() time.Time { return clock }}
 	ctx := context.Background()
