@@ -10,13 +10,9 @@ import (
 )
 
 func TestControllerFlags(t *testing.T) {
-	t.Setenv("POD_NAMESPACE", "auth")
-	cases := []struct {
-		name  string
-		args  []string
-		check func(t *testing.T, f *controllerFlags)
-		fails bool
-	}{
+	testFlags(t, func(_ *testing.T, args []string) (*controllerFlags, error) {
+		return parseControllerFlags(args, io.Discard)
+	}, []flagCase[*controllerFlags]{
 		{"defaults concurrency and the client-side rate limit", nil, func(t *testing.T, f *controllerFlags) {
 			t.Helper()
 			if f.Manager.ConcurrentReconciles != controllers.DefaultConcurrentReconciles || f.KubeAPIQPS != controllers.DefaultKubeAPIQPS ||
@@ -43,22 +39,7 @@ func TestControllerFlags(t *testing.T) {
 		{"refuses zero workers", []string{"--concurrent-reconciles", "0"}, nil, true},
 		{"refuses a zero QPS", []string{"--kube-api-qps", "0"}, nil, true},
 		{"refuses a negative burst", []string{"--kube-api-burst", "-1"}, nil, true},
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			f, err := parseControllerFlags(c.args, io.Discard)
-			if c.fails {
-				if err == nil {
-					t.Fatal("accepted")
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			c.check(t, f)
-		})
-	}
+	})
 }
 
 func TestRateLimit(t *testing.T) {

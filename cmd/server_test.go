@@ -7,13 +7,14 @@ import (
 )
 
 func TestServerFlags(t *testing.T) {
-	t.Setenv("POD_NAMESPACE", "auth")
-	cases := []struct {
-		name  string
-		args  []string
-		check func(t *testing.T, f *serverFlags)
-		fails bool
-	}{
+	testFlags(t, func(t *testing.T, args []string) (*serverFlags, error) {
+		t.Helper()
+		f, o, err := parseServerFlags(args, io.Discard)
+		if err == nil && (o.Namespace != f.namespace || o.Issuer != f.issuer || o.ServiceAccountAudience != f.saAudience || o.ServiceAccountVerdictMaxAge != f.saVerdictMaxAge) {
+			t.Fatalf("the options %+v do not carry the flags %+v", o, f)
+		}
+		return f, err
+	}, []flagCase[*serverFlags]{
 		{"defaults the namespace from POD_NAMESPACE and the issuer from it", nil, func(t *testing.T, f *serverFlags) {
 			t.Helper()
 			if f.namespace != "auth" || f.issuer != "http://tokensmith.auth.svc" || f.listen != ":4000" || f.adminListen != ":9090" ||
@@ -45,20 +46,5 @@ func TestServerFlags(t *testing.T) {
 		{"refuses a bad trusted proxy", []string{"--trusted-proxies", "nope"}, nil, true},
 		{"refuses a non-positive device token TTL", []string{"--device-token-ttl", "0s"}, nil, true},
 		{"refuses stray arguments", []string{"extra"}, nil, true},
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			f, o, err := parseServerFlags(c.args, io.Discard)
-			if c.fails {
-				if err == nil {
-					t.Fatal("accepted")
-				}
-				return
-			}
-			if err != nil || o.Namespace != f.namespace || o.Issuer != f.issuer || o.ServiceAccountAudience != f.saAudience || o.ServiceAccountVerdictMaxAge != f.saVerdictMaxAge {
-				t.Fatalf("%v %+v", err, o)
-			}
-			c.check(t, f)
-		})
-	}
+	})
 }

@@ -17,7 +17,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	authv1alpha1 "github.com/tokensmith/tokensmith/api/v1alpha1"
 	"github.com/tokensmith/tokensmith/controllers"
@@ -33,22 +32,7 @@ import (
 // dependency on the API server), so only the reconnect backoff, capped by
 // client-go at 30s, differs.
 func TestAPIServerOutage(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a kube-apiserver")
-	}
-	env, err := testenv.New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	// A fixed certificate directory and the port chosen at the first start
-	// let the API server restart with the same address and certificates, so
-	// that clients reconnect; etcd keeps running and keeps the data.
-	env.ControlPlane.APIServer = &envtest.APIServer{CertDir: t.TempDir()}
-	cfg, err := env.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = env.Stop() })
+	env, cfg := testenv.RestartableForTest(t)
 	apiServer := env.ControlPlane.APIServer
 
 	ctx, cancel := context.WithCancel(context.Background())

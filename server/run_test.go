@@ -27,14 +27,7 @@ import (
 // once the signing keys exist, serves a client written as a verifier Secret,
 // picks up a new client without restarting, and returns when its context ends.
 func TestRunServesFromSecretsAndShutsDownGracefully(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a kube-apiserver")
-	}
-	env, cfg, err := testenv.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = env.Stop() })
+	_, cfg := testenv.ForTest(t)
 	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -277,8 +277,13 @@ type access struct {
 }
 
 func (c *cluster) allowed(ctx context.Context, who sa, a access) (bool, error) {
+	return c.review(ctx, who.user(), who.groups(), a)
+}
+
+// review asks the API server's authorizer whether user, in groups, may do a.
+func (c *cluster) review(ctx context.Context, user string, groups []string, a access) (bool, error) {
 	sar := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
-		User: who.user(), Groups: who.groups(),
+		User: user, Groups: groups,
 		ResourceAttributes: &authorizationv1.ResourceAttributes{
 			Namespace: a.namespace, Verb: a.verb, Group: a.group, Resource: a.resource,
 			Subresource: a.subresource, Name: a.name,
@@ -310,19 +315,28 @@ func installRBAC(t *testing.T, c *cluster) {
 	}
 	deadline := time.Now().Add(15 * time.Second)
 	for who, a := range probes {
-		for {
-			ok, err := c.allowed(ctx, who, a)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if ok {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s never got %+v: the chart's RBAC does not grant it", who, a)
-			}
-			time.Sleep(100 * time.Millisecond)
+		waitAllowed(t, deadline, func() (bool, error) { return c.allowed(ctx, who, a) },
+			fmt.Sprintf("%s never got %+v: the chart's RBAC does not grant it", who, a))
+	}
+}
+
+// waitAllowed polls allowed until it says yes, and fails the test with why
+// when deadline passes first: the authorizer sees new RBAC objects a moment
+// after they are written.
+func waitAllowed(t *testing.T, deadline time.Time, allowed func() (bool, error), why string) {
+	t.Helper()
+	for {
+		ok, err := allowed()
+		if err != nil {
+			t.Fatal(err)
 		}
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(why)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
 

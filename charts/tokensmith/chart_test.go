@@ -649,6 +649,35 @@ func TestControllerRBACInSyncWithConfig(t *testing.T) {
 	}
 }
 
+// serverArgs are the token server container's arguments in the render of values.
+func serverArgs(t *testing.T, values string) []string {
+	t.Helper()
+	d := convert[appsv1.Deployment](t, find(render(t, values), "Deployment", "tokensmith-server"))
+	return d.Spec.Template.Spec.Containers[0].Args
+}
+
+// wantFlags checks that args give each flag of want its value.
+func wantFlags(t *testing.T, args []string, want map[string]string) {
+	t.Helper()
+	for flag, v := range want {
+		if got := flagValue(args, flag); got != v {
+			t.Errorf("%s=%q, want %q", flag, got, v)
+		}
+	}
+}
+
+// schemaRejects checks that the chart's values schema refuses each of values.
+func schemaRejects(t *testing.T, values ...string) {
+	t.Helper()
+	for _, v := range values {
+		t.Run("the schema rejects "+v, func(t *testing.T) {
+			if _, err := renderRaw(t, v); err == nil {
+				t.Fatal("rendered without error")
+			}
+		})
+	}
+}
+
 func flagValue(args []string, name string) string {
 	for _, a := range args {
 		if v, ok := strings.CutPrefix(a, name+"="); ok {

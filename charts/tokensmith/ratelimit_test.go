@@ -4,17 +4,10 @@ import (
 	"strconv"
 	"testing"
 
-	appsv1 "k8s.io/api/apps/v1"
-
 	"github.com/tokensmith/tokensmith/server/throttle"
 )
 
 func TestServerRateLimitValues(t *testing.T) {
-	serverArgs := func(t *testing.T, values string) []string {
-		t.Helper()
-		d := convert[appsv1.Deployment](t, find(render(t, values), "Deployment", "tokensmith-server"))
-		return d.Spec.Template.Spec.Containers[0].Args
-	}
 	t.Run("the chart's defaults are the binary's", func(t *testing.T) {
 		args := serverArgs(t, "")
 		for flag, want := range map[string]int{
@@ -29,25 +22,14 @@ func TestServerRateLimitValues(t *testing.T) {
 		}
 	})
 	t.Run("0 disables, fractions and large bursts pass through as the flags parse them", func(t *testing.T) {
-		args := serverArgs(t, "server: {rateLimit: {perIP: 0, perIPBurst: 1000000, perClient: 0.5, perClientBurst: 3}}")
-		for flag, want := range map[string]string{
+		wantFlags(t, serverArgs(t, "server: {rateLimit: {perIP: 0, perIPBurst: 1000000, perClient: 0.5, perClientBurst: 3}}"), map[string]string{
 			"--rate-limit-per-ip": "0", "--rate-limit-per-ip-burst": "1000000",
 			"--rate-limit-per-client": "0.5", "--rate-limit-per-client-burst": "3",
-		} {
-			if got := flagValue(args, flag); got != want {
-				t.Errorf("%s=%q, want %q", flag, got, want)
-			}
-		}
+		})
 	})
-	for _, values := range []string{
+	schemaRejects(t,
 		"server: {rateLimit: {perIP: -1}}",
 		"server: {rateLimit: {perClientBurst: 0}}",
 		"server: {rateLimit: {perIp: 5}}",
-	} {
-		t.Run("the schema rejects "+values, func(t *testing.T) {
-			if _, err := renderRaw(t, values); err == nil {
-				t.Fatal("rendered without error")
-			}
-		})
-	}
+	)
 }

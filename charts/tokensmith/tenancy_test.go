@@ -3,13 +3,11 @@ package chart_test
 import (
 	"context"
 	"fmt"
-	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
-	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -17,72 +15,16 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/client-go/kubernetes"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
 	authv1alpha1 "github.com/tokensmith/tokensmith/api/v1alpha1"
 	"github.com/tokensmith/tokensmith/internal/tenancy"
+	"github.com/tokensmith/tokensmith/internal/testenv"
 )
 
 // tenantNamespace is a second application namespace, next to otherNamespace.
 const tenantNamespace = "team-b"
-
-// aggregateClusterRoles does, once, what kube-controller-manager's
-// clusterrole-aggregation controller does continuously: every ClusterRole
-// with an aggregationRule gets the union of the rules of the ClusterRoles its
-// selectors match. The test API server runs no controller-manager, so without
-// this the built-in admin, edit and view roles would stay empty; the one-node
-// cluster (test/cluster) checks the same rights with the real controller.
-func aggregateClusterRoles(ctx context.Context, t *testing.T, kube kubernetes.Interface) {
-	t.Helper()
-	// Three passes reach admin, which aggregates edit, which aggregates view.
-	for range 3 {
-		roles, err := kube.RbacV1().ClusterRoles().List(ctx, metav1.ListOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, r := range roles.Items {
-			if r.AggregationRule == nil {
-				continue
-			}
-			var rules []rbacv1.PolicyRule
-			for _, sel := range r.AggregationRule.ClusterRoleSelectors {
-				s, err := metav1.LabelSelectorAsSelector(&sel)
-				if err != nil {
-					t.Fatal(err)
-				}
-				for _, o := range roles.Items {
-					if o.Name == r.Name || !s.Matches(labelsOf(o.Labels)) {
-						continue
-					}
-					for _, rule := range o.Rules {
-						if !slices.ContainsFunc(rules, func(x rbacv1.PolicyRule) bool { return equalRules(x, rule) }) {
-							rules = append(rules, rule)
-						}
-					}
-				}
-			}
-			r.Rules = rules
-			if _, err := kube.RbacV1().ClusterRoles().Update(ctx, &r, metav1.UpdateOptions{}); err != nil {
-				t.Fatalf("aggregating into ClusterRole %s: %v", r.Name, err)
-			}
-		}
-	}
-}
-
-type labelsOf map[string]string
-
-func (l labelsOf) Has(k string) bool   { _, ok := l[k]; return ok }
-func (l labelsOf) Get(k string) string { return l[k] }
-func (l labelsOf) Lookup(k string) (string, bool) {
-	v, ok := l[k]
-	return v, ok
-}
-
-func equalRules(a, b rbacv1.PolicyRule) bool {
-	return slices.Equal(a.Verbs, b.Verbs) && slices.Equal(a.APIGroups, b.APIGroups) && slices.Equal(a.Resources, b.Resources) &&
-		slices.Equal(a.ResourceNames, b.ResourceNames) && slices.Equal(a.NonResourceURLs, b.NonResourceURLs)
-}
 
 // tenant is a person bound to one built-in namespace role in otherNamespace.
 type tenant struct{ user, role string }
@@ -94,18 +36,7 @@ var (
 )
 
 func (c *cluster) tenantAllowed(ctx context.Context, who tenant, a access) (bool, error) {
-	sar := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
-		User: who.user, Groups: []string{"system:authenticated"},
-		ResourceAttributes: &authorizationv1.ResourceAttributes{
-			Namespace: a.namespace, Verb: a.verb, Group: a.group, Resource: a.resource,
-			Subresource: a.subresource, Name: a.name,
-		},
-	}}
-	got, err := c.kube.AuthorizationV1().SubjectAccessReviews().Create(ctx, sar, metav1.CreateOptions{})
-	if err != nil {
-		return false, err
-	}
-	return got.Status.Allowed, nil
+	return c.review(ctx, who.user, []string{"system:authenticated"}, a)
 }
 
 // installTenantRBAC applies the default render's RBAC, aggregates it into the
@@ -120,7 +51,13 @@ func installTenantRBAC(t *testing.T, c *cluster) {
 			t.Fatal(err)
 		}
 	}
-	aggregateClusterRoles(ctx, t, c.kube)
+	k8s, err := client.New(c.cfg, client.Options{Scheme: testenv.Scheme()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := testenv.AggregateClusterRoles(ctx, k8s); err != nil {
+		t.Fatal(err)
+	}
 	for _, who := range []tenant{editor, viewer, admin} {
 		rb := &rbacv1.RoleBinding{
 			ObjectMeta: metav1.ObjectMeta{Name: who.user + "-" + who.role, Namespace: otherNamespace},
@@ -133,20 +70,8 @@ func installTenantRBAC(t *testing.T, c *cluster) {
 		}
 	}
 	probe := access{namespace: otherNamespace, verb: "create", group: "auth.tokensmith.io", resource: "oauthclients"}
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		ok, err := c.tenantAllowed(ctx, editor, probe)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("a namespace editor never got to create OAuthClients: the chart's roles do not aggregate into edit")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	waitAllowed(t, time.Now().Add(15*time.Second), func() (bool, error) { return c.tenantAllowed(ctx, editor, probe) },
+		"a namespace editor never got to create OAuthClients: the chart's roles do not aggregate into edit")
 }
 
 // TestTenantRBACThroughAggregatedRoles asks the real RBAC authorizer what

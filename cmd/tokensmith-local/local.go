@@ -26,7 +26,6 @@ import (
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	authv1alpha1 "github.com/tokensmith/tokensmith/api/v1alpha1"
@@ -88,7 +87,7 @@ func runLocalPlane(ctx context.Context, f localFlags, stdout, stderr io.Writer) 
 		}
 	}()
 
-	kubeconfig, err := writeKubeconfig(env, f.dir)
+	kubeconfig, err := testenv.WriteAdminKubeconfig(env, "local-admin", f.dir)
 	if err != nil {
 		return err
 	}
@@ -125,26 +124,6 @@ func runLocalPlane(ctx context.Context, f localFlags, stdout, stderr io.Writer) 
 	case err := <-errs:
 		return err
 	}
-}
-
-// writeKubeconfig writes an admin kubeconfig for kubectl into dir.
-func writeKubeconfig(env *envtest.Environment, dir string) (string, error) {
-	user, err := env.AddUser(envtest.User{Name: "local-admin", Groups: []string{"system:masters"}}, nil)
-	if err != nil {
-		return "", fmt.Errorf("creating the local admin user: %w", err)
-	}
-	data, err := user.KubeConfig()
-	if err != nil {
-		return "", err
-	}
-	if err := os.MkdirAll(dir, 0o750); err != nil {
-		return "", err
-	}
-	path := filepath.Join(dir, "kubeconfig")
-	if err := os.WriteFile(path, data, 0o600); err != nil {
-		return "", err
-	}
-	return path, nil
 }
 
 // startLocalController runs "tokensmith controller"'s wiring with its

@@ -510,7 +510,7 @@ func perCore(env *envtest.Environment, root string, fx *fixtures, conc int, dur 
 	if err != nil {
 		return nil, err
 	}
-	kc, err := writeKubeconfig(env, dir)
+	kc, err := testenv.WriteAdminKubeconfig(env, "bench-admin", dir)
 	if err != nil {
 		return nil, err
 	}

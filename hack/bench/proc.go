@@ -16,8 +16,6 @@ import (
 	"sync"
 	"time"
 
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
-
 	"github.com/tokensmith/tokensmith/internal/testenv"
 )
 
@@ -191,23 +189,6 @@ func procRSS(pid int) uint64 {
 	return 0
 }
 
-// writeKubeconfig writes an admin kubeconfig of env for the child processes.
-func writeKubeconfig(env *envtest.Environment, dir string) (string, error) {
-	user, err := env.AddUser(envtest.User{Name: "bench-admin", Groups: []string{"system:masters"}}, nil)
-	if err != nil {
-		return "", err
-	}
-	data, err := user.KubeConfig()
-	if err != nil {
-		return "", err
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return "", err
-	}
-	path := filepath.Join(dir, "kubeconfig")
-	return path, os.WriteFile(path, data, 0o600)
-}
-
 // keepSymbols is -symbols: build tokensmith with its symbol table, so that
 // perf record -p <pid> can name functions.
 var keepSymbols bool
@@ -290,11 +271,16 @@ func generate(cpu string, spec genSpec) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
+	return startGenerator(pinned(cpu, exe, "-generator"), spec)
+}
+
+// startGenerator runs cmd, a load generator ("-generator"), with GOMAXPROCS=1
+// and spec on its standard input, and returns its Result.
+func startGenerator(cmd *exec.Cmd, spec genSpec) (Result, error) {
 	in, err := json.Marshal(spec)
 	if err != nil {
 		return Result{}, err
 	}
-	cmd := pinned(cpu, exe, "-generator")
 	cmd.Stdin = bytes.NewReader(in)
 	cmd.Stderr = os.Stderr
 	cmd.Env = append(os.Environ(), "GOMAXPROCS=1")
@@ -306,6 +292,6 @@ func generate(cpu string, spec genSpec) (Result, error) {
 	if err := json.Unmarshal(out, &r); err != nil {
 		return Result{}, fmt.Errorf("generator output: %w", err)
 	}
-	r.GCShare = 0
+	r.GCShare = 0 // the child's, not the server's
 	return r, nil
 }

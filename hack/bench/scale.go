@@ -145,7 +145,7 @@ func runScale(pointsFlag string, conc int, dur time.Duration, samples int, outDi
 	if err != nil {
 		return err
 	}
-	kc, err := writeKubeconfig(env, dir)
+	kc, err := testenv.WriteAdminKubeconfig(env, "bench-admin", dir)
 	if err != nil {
 		return err
 	}

@@ -112,22 +112,5 @@ func (s *splitter) run(spec genSpec) (Result, error) {
 		runtime.GOMAXPROCS(procs)
 		_ = s.pin(s.allCPUs)
 	}()
-	in, err := json.Marshal(spec)
-	if err != nil {
-		return Result{}, err
-	}
-	cmd := exec.Command("taskset", "-c", s.genCPU, s.exe, "-generator")
-	cmd.Stdin = bytes.NewReader(in)
-	cmd.Stderr = os.Stderr
-	cmd.Env = append(os.Environ(), "GOMAXPROCS=1")
-	out, err := cmd.Output()
-	if err != nil {
-		return Result{}, fmt.Errorf("generator: %w", err)
-	}
-	var r Result
-	if err := json.Unmarshal(out, &r); err != nil {
-		return Result{}, fmt.Errorf("generator output: %w", err)
-	}
-	r.GCShare = 0 // the child's, not the server's
-	return r, nil
+	return startGenerator(exec.Command("taskset", "-c", s.genCPU, s.exe, "-generator"), spec)
 }

@@ -174,13 +174,9 @@ func FuzzAuthenticateWith(f *testing.F) {
 	f.Add(basic("mobile", "new-secret"), assertionForm("a.b.c").Encode())
 	f.Add("", "client_id=mobile&client_secret=new-secret")
 	f.Fuzz(func(t *testing.T, header, body string) {
-		form, err := url.ParseQuery(body)
-		if err != nil {
+		r, form, ok := fuzzedRequest(header, body)
+		if !ok {
 			return
-		}
-		r := httptest.NewRequest("POST", "/", nil)
-		if header != "" {
-			r.Header.Set("Authorization", header)
 		}
 		c, _, err := AuthenticateWith(r, form, snap, now, v)
 		var e *Error

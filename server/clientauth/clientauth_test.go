@@ -3,6 +3,7 @@ package clientauth
 import (
 	"encoding/base64"
 	"errors"
+	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
@@ -178,19 +179,29 @@ func FuzzParseBasic(f *testing.F) {
 	})
 }
 
+// fuzzedRequest is a POST with header as its Authorization (none when empty)
+// and body parsed as its form; ok is false when body does not parse.
+func fuzzedRequest(header, body string) (r *http.Request, form url.Values, ok bool) {
+	form, err := url.ParseQuery(body)
+	if err != nil {
+		return nil, nil, false
+	}
+	r = httptest.NewRequest("POST", "/", nil)
+	if header != "" {
+		r.Header.Set("Authorization", header)
+	}
+	return r, form, true
+}
+
 func FuzzAuthenticate(f *testing.F) {
 	snap := snapshot(f)
 	f.Add(basic("mobile", "new-secret"), "client_id=mobile")
 	f.Add("", "client_id=mobile&client_secret=new-secret")
 	f.Add("Basic Og==", "client_secret=x")
 	f.Fuzz(func(t *testing.T, header, body string) {
-		form, err := url.ParseQuery(body)
-		if err != nil {
+		r, form, ok := fuzzedRequest(header, body)
+		if !ok {
 			return
-		}
-		r := httptest.NewRequest("POST", "/", nil)
-		if header != "" {
-			r.Header.Set("Authorization", header)
 		}
 		c, _, err := AuthenticateAt(r, form, snap, now)
 		if (c == nil) == (err == nil) {

@@ -9,11 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gorilla/mux"
-
 	"github.com/tokensmith/tokensmith/internal/credstore"
 	"github.com/tokensmith/tokensmith/server/index"
-	"github.com/tokensmith/tokensmith/server/internal/httpx"
 	st "github.com/tokensmith/tokensmith/server/internal/servertest"
 	"github.com/tokensmith/tokensmith/server/login"
 	"github.com/tokensmith/tokensmith/server/tokens"
@@ -54,9 +51,7 @@ func newFixture(tb testing.TB, devMode bool, clientID string) *fixture {
 		tb.Fatal(err)
 	}
 	rec := &fakeRecorder{}
-	r := mux.NewRouter()
-	New(httpx.Deps{Snapshot: func() *index.Snapshot { return snap }, Issuer: issuer, Now: func() time.Time { return st.Now }},
-		Options{ClientID: clientID, DevMode: devMode, Login: v, Recorder: rec}).Mount(httpx.NewRouter(r, nil))
+	r := st.Mount(New(st.Deps(snap, issuer), Options{ClientID: clientID, DevMode: devMode, Login: v, Recorder: rec}).Mount)
 	return &fixture{h: r, snap: snap, rec: rec}
 }
 
@@ -209,8 +204,7 @@ func (busy) Login(context.Context, *index.Snapshot, login.Request) (*index.User,
 
 func TestDeviceLoginAnswersBusyWith503(t *testing.T) {
 	snap := st.Snapshot(t, []credstore.ClientVerifier{{ClientID: "mobile", GrantTypes: []string{"password"}}}, nil, st.Keys(t))
-	r := mux.NewRouter()
-	New(httpx.Deps{Snapshot: func() *index.Snapshot { return snap }, Issuer: issuer}, Options{ClientID: "mobile", Login: busy{}}).Mount(httpx.NewRouter(r, nil))
+	r := st.Mount(New(st.Deps(snap, issuer), Options{ClientID: "mobile", Login: busy{}}).Mount)
 	resp := st.Do(r, "POST", "/v1/oauth/?username=a&password=b", "", "")
 	want := `{"success":false,"errors":{"code":"temporarily_unavailable","message":"Too many logins at once, retry shortly"}}`
 	if resp.Status != 503 || resp.Body != want || resp.Header.Get("Retry-After") != "1" {

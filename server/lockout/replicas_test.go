@@ -44,14 +44,7 @@ const clearLock = `[{"op":"remove","path":"/status/lockedUntil"}]`
 // password gets the wrong password's exact answer on both password
 // endpoints; the documented kubectl patch unlocks both replicas.
 func TestALockReachesEveryReplicaAndClearingItUnlocksEveryReplica(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a kube-apiserver")
-	}
-	env, cfg, err := testenv.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = env.Stop() })
+	_, cfg := testenv.ForTest(t)
 	k8s, err := client.New(cfg, client.Options{Scheme: testenv.Scheme()})
 	if err != nil {
 		t.Fatal(err)

@@ -2,18 +2,13 @@ package oauth2
 
 import (
 	"context"
-	"encoding/base64"
 	"net/http"
-	"net/url"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/gorilla/mux"
-
 	"github.com/tokensmith/tokensmith/internal/credstore"
 	"github.com/tokensmith/tokensmith/server/index"
-	"github.com/tokensmith/tokensmith/server/internal/httpx"
 	st "github.com/tokensmith/tokensmith/server/internal/servertest"
 	"github.com/tokensmith/tokensmith/server/login"
 	"github.com/tokensmith/tokensmith/server/tokens"
@@ -54,22 +49,12 @@ func newFixture(tb testing.TB) *fixture {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	r := mux.NewRouter()
-	New(httpx.Deps{Snapshot: func() *index.Snapshot { return snap }, Issuer: issuer, Now: func() time.Time { return st.Now }}, v).Mount(httpx.NewRouter(r, nil))
-	return &fixture{h: r, snap: snap}
+	return &fixture{h: st.Mount(New(st.Deps(snap, issuer), v).Mount), snap: snap}
 }
 
-func basic(id, secret string) string {
-	return "Basic " + base64.StdEncoding.EncodeToString([]byte(url.QueryEscape(id)+":"+url.QueryEscape(secret)))
-}
+func basic(id, secret string) string { return st.Basic(id, secret) }
 
-func form(kv ...string) string {
-	v := url.Values{}
-	for i := 0; i+1 < len(kv); i += 2 {
-		v.Add(kv[i], kv[i+1])
-	}
-	return v.Encode()
-}
+func form(kv ...string) string { return st.Form(kv...) }
 
 func errBody(code, desc, hint string) string {
 	if hint != "" {
@@ -260,9 +245,7 @@ func TestRefreshGrant(t *testing.T) {
 			{ClientID: "mobile", GrantTypes: []string{"password", "refresh_token"}, Scopes: []string{"read"}, Secrets: secret("mobile-secret")},
 		}, []credstore.UserVerifier{{Username: "alice", PasswordHash: st.Hash(t, "new"), Scopes: []string{"read"}, CredentialGeneration: 3}}, f.snap.Keyring().Set())
 		v, _ := login.New(login.Options{DummyParams: &st.Cheap})
-		r := mux.NewRouter()
-		New(httpx.Deps{Snapshot: func() *index.Snapshot { return snap }, Issuer: issuer, Now: func() time.Time { return st.Now }}, v).Mount(httpx.NewRouter(r, nil))
-		g.h = r
+		g.h = st.Mount(New(st.Deps(snap, issuer), v).Mount)
 		resp := st.Do(g.h, "POST", Path, formCT, mobile("grant_type", "refresh_token", "refresh_token", first.rt))
 		if want := errBody("invalid_grant", descInvalidRefresh, "Token has been revoked"); resp.Status != 400 || resp.Body != want {
 			t.Fatalf("got %d %s", resp.Status, resp.Body)
@@ -327,9 +310,8 @@ func (busy) Login(context.Context, *index.Snapshot, login.Request) (*index.User,
 
 func TestPasswordGrantAnswersBusyWith503(t *testing.T) {
 	f := newFixture(t)
-	r := mux.NewRouter()
-	New(httpx.Deps{Snapshot: func() *index.Snapshot { return f.snap }, Issuer: issuer, Now: func() time.Time { return st.Now }}, busy{}).Mount(httpx.NewRouter(r, nil))
-	resp := st.Do(r, "POST", Path, formCT, form("grant_type", "password", "client_id", "mobile", "client_secret", "mobile-secret", "username", "alice", "password", "s3cret"))
+	h := st.Mount(New(st.Deps(f.snap, issuer), busy{}).Mount)
+	resp := st.Do(h, "POST", Path, formCT, form("grant_type", "password", "client_id", "mobile", "client_secret", "mobile-secret", "username", "alice", "password", "s3cret"))
 	if want := errBody("temporarily_unavailable", descUnavailable, ""); resp.Status != 503 || resp.Body != want || resp.Header.Get("Retry-After") != "1" {
 		t.Fatalf("got %d %s", resp.Status, resp.Body)
 	}

@@ -2,60 +2,25 @@ package resource
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/gorilla/mux"
-
 	"github.com/tokensmith/tokensmith/internal/credstore"
 	"github.com/tokensmith/tokensmith/internal/keyset"
 	"github.com/tokensmith/tokensmith/server/index"
-	"github.com/tokensmith/tokensmith/server/internal/httpx"
+	st "github.com/tokensmith/tokensmith/server/internal/servertest"
 	"github.com/tokensmith/tokensmith/server/tokens"
 )
 
 const issuer = "https://auth.example.test"
 
-var now = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-
-func digest(s string) credstore.Digest { return credstore.DigestOf(credstore.PurposeClientSecret, s) }
-
-func clientDocs() []credstore.ClientVerifier {
-	mk := func(id string, grants ...string) credstore.ClientVerifier {
-		return credstore.ClientVerifier{ClientID: id, GrantTypes: grants, Scopes: []string{"read", "write"},
-			Secrets: []credstore.SecretDigests{{ClientSecret: digest(id + "-secret")}}}
-	}
-	return []credstore.ClientVerifier{
-		mk("svc", "client_credentials"),
-		mk("mobile", "password", "refresh_token"),
-		mk("rs", "client_credentials"), // a resource server that only introspects
-		mk("game", "session"),
-	}
-}
-
-func userDocs(disabled bool) []credstore.UserVerifier {
-	return []credstore.UserVerifier{
-		{Username: "alice", CredentialGeneration: 1, Scopes: []string{"read", "write"}},
-		{Username: "bob", CredentialGeneration: 1, Disabled: disabled},
-	}
-}
-
-func newKeys(t testing.TB) *keyset.Set {
-	t.Helper()
-	s := &keyset.Set{}
-	if _, err := s.Reconcile(now.Add(-time.Hour), 0, 0); err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
+var now = st.Now
 
 // fixture is a resource server over a snapshot that a fake revoker updates.
 type fixture struct {
@@ -71,17 +36,15 @@ type fixture struct {
 
 func newFixture(t testing.TB) *fixture {
 	t.Helper()
-	f := &fixture{t: t, keys: newKeys(t)}
+	f := &fixture{t: t, keys: st.Keys(t)}
 	f.rebuild()
 	f.kr = f.snap.Keyring()
-	r := mux.NewRouter()
-	New(Options{Snapshot: f.snapshot, Issuer: issuer, Now: func() time.Time { return now }, Revoker: f}).Mount(httpx.NewRouter(r, nil))
-	f.handler = r
+	f.handler = st.Mount(New(Options{Snapshot: f.snapshot, Issuer: issuer, Now: func() time.Time { return now }, Revoker: f}).Mount)
 	return f
 }
 
 func (f *fixture) rebuild() {
-	s, err := index.NewSnapshot(clientDocs(), userDocs(true), f.keys, f.revs)
+	s, err := index.NewSnapshot(st.ResourceClients(), st.ResourceUsers(true), f.keys, f.revs)
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -161,13 +124,7 @@ func (f *fixture) do(r *http.Request) response {
 	return response{w.Code, w.Result().Header, string(b)}
 }
 
-func form(kv ...string) string {
-	v := url.Values{}
-	for i := 0; i+1 < len(kv); i += 2 {
-		v.Add(kv[i], kv[i+1])
-	}
-	return v.Encode()
-}
+func form(kv ...string) string { return st.Form(kv...) }
 
 func post(path, body string, headers ...string) *http.Request {
 	r := httptest.NewRequest(http.MethodPost, path, strings.NewReader(body))
@@ -178,6 +135,4 @@ func post(path, body string, headers ...string) *http.Request {
 	return r
 }
 
-func basic(id, secret string) string {
-	return "Basic " + base64.StdEncoding.EncodeToString([]byte(url.QueryEscape(id)+":"+url.QueryEscape(secret)))
-}
+func basic(id, secret string) string { return st.Basic(id, secret) }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/tokensmith/tokensmith/internal/credstore"
 	"github.com/tokensmith/tokensmith/internal/keyset"
+	st "github.com/tokensmith/tokensmith/server/internal/servertest"
 	"github.com/tokensmith/tokensmith/server/tokens"
 )
 
@@ -325,7 +326,7 @@ func TestDiscovery(t *testing.T) {
 		}
 	})
 	t.Run("publishes retired keys until they are dropped", func(t *testing.T) {
-		keys := newKeys(t)
+		keys := st.Keys(t)
 		if _, err := keys.Reconcile(now, time.Nanosecond, 24*time.Hour); err != nil {
 			t.Fatal(err)
 		}

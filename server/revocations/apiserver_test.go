@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
-	"github.com/gorilla/mux"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -24,7 +23,7 @@ import (
 	"github.com/tokensmith/tokensmith/internal/testenv"
 	"github.com/tokensmith/tokensmith/server/index"
 	"github.com/tokensmith/tokensmith/server/index/watch"
-	"github.com/tokensmith/tokensmith/server/internal/httpx"
+	st "github.com/tokensmith/tokensmith/server/internal/servertest"
 	"github.com/tokensmith/tokensmith/server/resource"
 	"github.com/tokensmith/tokensmith/server/tokens"
 )
@@ -52,6 +51,25 @@ func apiserver(t *testing.T) kubernetes.Interface {
 		t.Fatal(apiErr)
 	}
 	return apiCS
+}
+
+// createNamespace creates the namespace ns.
+func createNamespace(t *testing.T, cs kubernetes.Interface, ns string) {
+	t.Helper()
+	if _, err := cs.CoreV1().Namespaces().Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// putSigningKeys writes a fresh signing-key Secret into ns and returns the keys.
+func putSigningKeys(t *testing.T, cs kubernetes.Interface, ns string) *keyset.Set {
+	t.Helper()
+	keys := &keyset.Set{}
+	if _, err := keys.Reconcile(time.Now(), 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	putSecret(t, cs, ns, credstore.SigningKeysSecretName, credstore.TypeSigningKeys, keys)
+	return keys
 }
 
 func TestMain(m *testing.M) {
@@ -105,10 +123,8 @@ func startReplica(t *testing.T, cs kubernetes.Interface, ns string) *replica {
 			t.Errorf("index: %v", err)
 		}
 	}()
-	r := mux.NewRouter()
 	rv := &SecretRevoker{Client: cs, Namespace: ns, Index: ix}
-	resource.New(resource.Options{Index: ix, Issuer: issuer, Revoker: rv}).Mount(httpx.NewRouter(r, nil))
-	srv := httptest.NewServer(r)
+	srv := httptest.NewServer(st.Mount(resource.New(resource.Options{Index: ix, Issuer: issuer, Revoker: rv}).Mount))
 	rep := &replica{ix: ix, revoker: rv, server: srv}
 	var once sync.Once
 	rep.stop = func() { once.Do(func() { srv.Close(); cancel(); <-done }) }
@@ -156,18 +172,12 @@ func within(t *testing.T, d time.Duration, what string, cond func() bool) time.D
 func TestRevocationReachesEveryReplicaAndSurvivesRestarts(t *testing.T) {
 	cs := apiserver(t)
 	const ns = "tokensmith-system"
-	if _, err := cs.CoreV1().Namespaces().Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	keys := &keyset.Set{}
-	if _, err := keys.Reconcile(time.Now(), 0, 0); err != nil {
-		t.Fatal(err)
-	}
-	putSecret(t, cs, ns, credstore.SigningKeysSecretName, credstore.TypeSigningKeys, keys)
-	for i, c := range clientDocs() {
+	createNamespace(t, cs, ns)
+	keys := putSigningKeys(t, cs, ns)
+	for i, c := range st.ResourceClients() {
 		putSecret(t, cs, ns, fmt.Sprintf("client-%d", i), credstore.TypeClientVerifier, c)
 	}
-	putSecret(t, cs, ns, "user-alice", credstore.TypeUserVerifier, userDocs(false)[0])
+	putSecret(t, cs, ns, "user-alice", credstore.TypeUserVerifier, st.ResourceUsers(false)[0])
 
 	kr, err := tokens.NewKeyring(keys)
 	if err != nil {
@@ -247,7 +257,7 @@ func TestRevocationReachesEveryReplicaAndSurvivesRestarts(t *testing.T) {
 		})
 	})
 	t.Run("log out everywhere (sessionsNotBefore) ends sessions on every replica", func(t *testing.T) {
-		u := userDocs(false)[0]
+		u := st.ResourceUsers(false)[0]
 		snb := time.Now().Add(time.Second)
 		u.SessionsNotBefore = &snb
 		putSecret(t, cs, ns, "user-alice", credstore.TypeUserVerifier, u)
@@ -279,9 +289,7 @@ func TestRevocationReachesEveryReplicaAndSurvivesRestarts(t *testing.T) {
 func TestSecretRevokerPrunesExpiredEntries(t *testing.T) {
 	cs := apiserver(t)
 	const ns = "tokensmith-prune"
-	if _, err := cs.CoreV1().Namespaces().Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	createNamespace(t, cs, ns)
 	clock := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
 	rv := &SecretRevoker{Client: cs, Namespace: ns, Now: func() time.Time { return clock }}
 	ctx := context.Background()

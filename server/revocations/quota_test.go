@@ -8,13 +8,11 @@ import (
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/watch"
 
 	"github.com/tokensmith/tokensmith/internal/credstore"
-	"github.com/tokensmith/tokensmith/internal/keyset"
 	"github.com/tokensmith/tokensmith/server/resource"
 	"github.com/tokensmith/tokensmith/server/tokens"
 )
@@ -29,18 +27,12 @@ func TestOneClientCannotFillTheRevocationListForEveryone(t *testing.T) {
 	cs := apiserver(t)
 	const ns = "tokensmith-quota"
 	ctx := context.Background()
-	if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	keys := &keyset.Set{}
-	if _, err := keys.Reconcile(time.Now(), 0, 0); err != nil {
-		t.Fatal(err)
-	}
-	putSecret(t, cs, ns, credstore.SigningKeysSecretName, credstore.TypeSigningKeys, keys)
+	createNamespace(t, cs, ns)
+	keys := putSigningKeys(t, cs, ns)
 	for _, c := range []struct{ id, namespace string }{{"greedy", "team-x"}, {"polite", "team-y"}, {"rs", "team-z"}} {
 		putSecret(t, cs, ns, "client-"+c.id, credstore.TypeClientVerifier, credstore.ClientVerifier{
 			Namespace: c.namespace, Name: c.id, ClientID: c.id, GrantTypes: []string{"client_credentials"},
-			Secrets: []credstore.SecretDigests{{ClientSecret: digest(c.id + "-secret")}}})
+			Secrets: []credstore.SecretDigests{{ClientSecret: credstore.DigestOf(credstore.PurposeClientSecret, c.id+"-secret")}}})
 	}
 	kr, err := tokens.NewKeyring(keys)
 	if err != nil {
@@ -182,9 +174,7 @@ func TestRevocationQuotaIsSharedByANamespace(t *testing.T) {
 	cs := apiserver(t)
 	const ns = "tokensmith-quota-ns"
 	ctx := context.Background()
-	if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	createNamespace(t, cs, ns)
 	rv := &SecretRevoker{Client: cs, Namespace: ns, PerClient: 3, PerNamespace: 5, WriteInterval: time.Millisecond}
 	exp := time.Now().Add(time.Hour)
 	revoke := func(client, namespace string, i int) error {

@@ -6,11 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gorilla/mux"
-
 	"github.com/tokensmith/tokensmith/internal/credstore"
 	"github.com/tokensmith/tokensmith/server/index"
-	"github.com/tokensmith/tokensmith/server/internal/httpx"
 	st "github.com/tokensmith/tokensmith/server/internal/servertest"
 	"github.com/tokensmith/tokensmith/server/tokens"
 )
@@ -34,8 +31,7 @@ func fixture(tb testing.TB, alg Alg) (http.Handler, *index.Snapshot) {
 			{APIKey: st.Digest(credstore.PurposeAPIKey, "k9"), APISecret: st.Digest(credstore.PurposeAPISecret, "s9")},
 		}},
 	}, nil, st.Keys(tb))
-	r := mux.NewRouter()
-	New(httpx.Deps{Snapshot: func() *index.Snapshot { return snap }, Issuer: issuer, Now: func() time.Time { return st.Now }}, alg).Mount(httpx.NewRouter(r, nil))
+	r := st.Mount(New(st.Deps(snap, issuer), alg).Mount)
 	return r, snap
 }
 

@@ -23,14 +23,7 @@ import (
 // real kube-apiserver: once per device, appended to what is there, with one
 // write per batch.
 func TestStatusRecorderAgainstTheAPIServer(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a kube-apiserver")
-	}
-	env, cfg, err := testenv.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = env.Stop() })
+	env, cfg := testenv.ForTest(t)
 	ctx := context.Background()
 	c, err := client.New(cfg, client.Options{Scheme: testenv.Scheme()})
 	if err != nil {

@@ -8,11 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gorilla/mux"
-
 	"github.com/tokensmith/tokensmith/internal/credstore"
 	"github.com/tokensmith/tokensmith/server/index"
-	"github.com/tokensmith/tokensmith/server/internal/httpx"
 	st "github.com/tokensmith/tokensmith/server/internal/servertest"
 	"github.com/tokensmith/tokensmith/server/tokens"
 )
@@ -39,10 +36,8 @@ func newFixture(tb testing.TB) (http.Handler, *index.Snapshot) {
 			Secrets: []credstore.SecretDigests{{ClientSecret: credstore.DigestOf(credstore.PurposeClientSecret, "r-secret")}}},
 		{ClientID: "game", GrantTypes: []string{"session"}, Secrets: []credstore.SecretDigests{{ClientSecret: credstore.DigestOf(credstore.PurposeClientSecret, "g-secret")}}},
 	}, nil, st.Keys(tb))
-	r := mux.NewRouter()
-	h := New(httpx.Deps{Snapshot: func() *index.Snapshot { return snap }, Issuer: issuer, Now: func() time.Time { return st.Now }})
-	h.Mount(httpx.NewRouter(r, nil))
-	h.MountNotFound(httpx.NewRouter(r, nil))
+	h := New(st.Deps(snap, issuer))
+	r := st.Mount(h.Mount, h.MountNotFound)
 	return r, snap
 }
 
@@ -90,8 +85,7 @@ func TestV1Errors(t *testing.T) {
 }
 
 func TestV1ServerErrorIsTheDocumentedOne(t *testing.T) {
-	r := mux.NewRouter()
-	New(httpx.Deps{Snapshot: func() *index.Snapshot { return nil }, Issuer: issuer}).Mount(httpx.NewRouter(r, nil))
+	r := st.Mount(New(st.Deps(nil, issuer)).Mount)
 	resp := st.Do(r, "POST", Path, formCT, form("billing", "new-secret"))
 	want := `{"error":{"code":"500999","code_reason":"API_ERROR","message":"Api Error, please contact customer service"}}`
 	if resp.Status != 500 || resp.Body != want {

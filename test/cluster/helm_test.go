@@ -99,6 +99,23 @@ func imageValues() map[string]any {
 	return map[string]any{"image": map[string]any{"repository": imageRepository, "tag": imageTag}}
 }
 
+// startOnNode opens a test on the node: a context that ends after timeout
+// or with the test, the clients (the cluster's state dumped when the test
+// fails), the restricted release namespace and a Helm configuration.
+func startOnNode(t *testing.T, timeout time.Duration) (context.Context, kube, *action.Configuration) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	t.Cleanup(cancel)
+	k := newKube(t)
+	t.Cleanup(func() {
+		if t.Failed() {
+			dumpState(t, k)
+		}
+	})
+	createRestrictedNamespace(ctx, t, k)
+	return ctx, k, helmAction(t)
+}
+
 func createRestrictedNamespace(ctx context.Context, t *testing.T, k kube) {
 	t.Helper()
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: namespace, Labels: map[string]string{

@@ -27,16 +27,7 @@ import (
 // the chart's defaults, clients applied, a token of every dialect through the
 // Service, an upgrade that changes the server's pods, an uninstall.
 func TestHelmInstallOnARealNode(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
-	defer cancel()
-	k := newKube(t)
-	t.Cleanup(func() {
-		if t.Failed() {
-			dumpState(t, k)
-		}
-	})
-	createRestrictedNamespace(ctx, t, k)
-	cfg := helmAction(t)
+	ctx, k, cfg := startOnNode(t, 15*time.Minute)
 	ch := loadChart(t)
 	var (
 		svc        *tokenService

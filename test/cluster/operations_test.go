@@ -64,16 +64,7 @@ func opsValues(repo, tag string, podAnnotations map[string]any) map[string]any {
 // API server restarted, server pods killed, the controller leader deleted.
 // Each logs its figures as "FIGURES" lines (docs/operations.md).
 func TestOperationsUnderLoad(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
-	defer cancel()
-	k := newKube(t)
-	t.Cleanup(func() {
-		if t.Failed() {
-			dumpState(t, k)
-		}
-	})
-	createRestrictedNamespace(ctx, t, k)
-	cfg := helmAction(t)
+	ctx, k, cfg := startOnNode(t, 20*time.Minute)
 	var (
 		svc   *tokenService
 		creds credentials

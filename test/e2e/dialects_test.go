@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"net/http"
 	"net/url"
@@ -19,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	authv1alpha1 "github.com/tokensmith/tokensmith/api/v1alpha1"
+	"github.com/tokensmith/tokensmith/internal/testenv"
 )
 
 // deviceLoginClientID is the client the device login dialect's tokens name
@@ -70,7 +70,7 @@ func TestEveryDialectIssuesTokensFromControllerCredentials(t *testing.T) {
 		r := servedAtReady(t, "the session client", postJSON(t, "/api/auth/session/4242", map[string]string{"api_key": session["API_KEY"], "secret": session["API_SECRET"]}))
 		tok, _ := r.json(t)["token"].(string)
 		remember(tok)
-		header := jwtHeader(t, tok)
+		header := testenv.JWTPart(t, tok, 0)
 		if header["alg"] != "HS512" || header["kid"] == "" {
 			t.Fatalf("session token header = %v, want alg HS512 and a kid", header)
 		}
@@ -192,23 +192,6 @@ func verifyWithJWKS(t *testing.T, token string) jwt.MapClaims {
 		t.Fatalf("JWT does not verify through the JWKS: %v", err)
 	}
 	return claims
-}
-
-func jwtHeader(t *testing.T, token string) map[string]any {
-	t.Helper()
-	parts := strings.Split(token, ".")
-	if len(parts) != 3 {
-		t.Fatalf("not a JWT: %d segments", len(parts))
-	}
-	raw, err := base64.RawURLEncoding.DecodeString(parts[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	var h map[string]any
-	if err := json.Unmarshal(raw, &h); err != nil {
-		t.Fatal(err)
-	}
-	return h
 }
 
 // TestResourceServersCanCheckTokens takes a token from the running binaries and

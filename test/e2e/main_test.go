@@ -19,7 +19,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/tokensmith/tokensmith/internal/testenv"
 )
@@ -61,7 +60,7 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	if suite.kubeconfig, err = writeKubeconfig(env, tmp); err != nil {
+	if suite.kubeconfig, err = testenv.WriteAdminKubeconfig(env, "e2e-admin", tmp); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
@@ -145,19 +144,6 @@ func buildBinary(dir string) (string, error) {
 		return "", fmt.Errorf("building tokensmith: %w", err)
 	}
 	return out, nil
-}
-
-func writeKubeconfig(env *envtest.Environment, dir string) (string, error) {
-	user, err := env.AddUser(envtest.User{Name: "e2e-admin", Groups: []string{"system:masters"}}, nil)
-	if err != nil {
-		return "", err
-	}
-	data, err := user.KubeConfig()
-	if err != nil {
-		return "", err
-	}
-	path := filepath.Join(dir, "kubeconfig")
-	return path, os.WriteFile(path, data, 0o600)
 }
 
 // startProcess runs "tokensmith <args>" with its output in logs, and returns a

@@ -2,12 +2,6 @@ package e2e
 
 import (
 	"context"
-	"crypto"
-	"crypto/rand"
-	"crypto/rsa"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/json"
 	"net/http"
 	"net/url"
 	"strings"
@@ -23,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	authv1alpha1 "github.com/tokensmith/tokensmith/api/v1alpha1"
+	"github.com/tokensmith/tokensmith/internal/testenv"
 )
 
 const (
@@ -179,25 +174,7 @@ func TestServiceAccountTokensAuthenticateClients(t *testing.T) {
 		}
 	})
 
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var claims map[string]any
-	payload, _ := base64.RawURLEncoding.DecodeString(strings.Split(token, ".")[1])
-	if err := json.Unmarshal(payload, &claims); err != nil {
-		t.Fatal(err)
-	}
-	forge := func(change map[string]any) string {
-		c := map[string]any{}
-		for k, v := range claims {
-			c[k] = v
-		}
-		for k, v := range change {
-			c[k] = v
-		}
-		return forgeJWT(t, key, c)
-	}
+	forge := testenv.Forger(t, token)
 	basic := func(form url.Values) response {
 		req, _ := http.NewRequest(http.MethodPost, suite.baseURL+"/oauth/token", strings.NewReader(form.Encode()))
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
@@ -357,21 +334,4 @@ func expectInvalidClient(t *testing.T, r response) {
 	if strings.TrimSpace(string(r.body)) != want {
 		t.Fatalf("body %s, want %s", r.body, want)
 	}
-}
-
-// forgeJWT signs claims with a key the cluster never saw.
-func forgeJWT(t *testing.T, key *rsa.PrivateKey, claims map[string]any) string {
-	t.Helper()
-	h, _ := json.Marshal(map[string]string{"alg": "RS256", "kid": "forged"})
-	p, err := json.Marshal(claims)
-	if err != nil {
-		t.Fatal(err)
-	}
-	in := base64.RawURLEncoding.EncodeToString(h) + "." + base64.RawURLEncoding.EncodeToString(p)
-	sum := sha256.Sum256([]byte(in))
-	sig, err := rsa.SignPKCS1v15(rand.Reader, key, crypto.SHA256, sum[:])
-	if err != nil {
-		t.Fatal(err)
-	}
-	return in + "." + base64.RawURLEncoding.EncodeToString(sig)
 }

@@ -14,59 +14,12 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	authv1alpha1 "github.com/tokensmith/tokensmith/api/v1alpha1"
 	"github.com/tokensmith/tokensmith/internal/testenv"
 )
-
-// aggregateClusterRoles does once what kube-controller-manager's
-// clusterrole-aggregation controller does continuously (envtest runs no
-// controller-manager): every ClusterRole with an aggregationRule gets the
-// union of the rules of the ClusterRoles it selects. Three passes reach admin,
-// which aggregates edit, which aggregates view.
-func aggregateClusterRoles(ctx context.Context, t *testing.T) {
-	t.Helper()
-	for range 3 {
-		var roles rbacv1.ClusterRoleList
-		if err := suite.k8s.List(ctx, &roles); err != nil {
-			t.Fatal(err)
-		}
-		for _, r := range roles.Items {
-			if r.AggregationRule == nil {
-				continue
-			}
-			var rules []rbacv1.PolicyRule
-			for _, sel := range r.AggregationRule.ClusterRoleSelectors {
-				s, err := metav1.LabelSelectorAsSelector(&sel)
-				if err != nil {
-					t.Fatal(err)
-				}
-				for _, o := range roles.Items {
-					if o.Name == r.Name || !s.Matches(labels.Set(o.Labels)) {
-						continue
-					}
-					for _, rule := range o.Rules {
-						if !slices.ContainsFunc(rules, func(x rbacv1.PolicyRule) bool { return equalRules(x, rule) }) {
-							rules = append(rules, rule)
-						}
-					}
-				}
-			}
-			r.Rules = rules
-			if err := suite.k8s.Update(ctx, &r); err != nil {
-				t.Fatalf("aggregating into ClusterRole %s: %v", r.Name, err)
-			}
-		}
-	}
-}
-
-func equalRules(a, b rbacv1.PolicyRule) bool {
-	return slices.Equal(a.Verbs, b.Verbs) && slices.Equal(a.APIGroups, b.APIGroups) && slices.Equal(a.Resources, b.Resources) &&
-		slices.Equal(a.ResourceNames, b.ResourceNames) && slices.Equal(a.NonResourceURLs, b.NonResourceURLs)
-}
 
 // TestANamespaceEditorGetsSelfServiceWithinItsTokenPolicy is issue 20's
 // proof: a person bound only to the built-in "edit" role in team-a, with the
@@ -79,7 +32,9 @@ func TestANamespaceEditorGetsSelfServiceWithinItsTokenPolicy(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	aggregateClusterRoles(ctx, t)
+	if err := testenv.AggregateClusterRoles(ctx, suite.k8s); err != nil {
+		t.Fatal(err)
+	}
 	rb := &rbacv1.RoleBinding{
 		ObjectMeta: metav1.ObjectMeta{Name: "alice-edit", Namespace: teamA},
 		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "edit"},

@@ -13,10 +13,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gorilla/mux"
+
 	"github.com/tokensmith/tokensmith/internal/credstore"
 	"github.com/tokensmith/tokensmith/internal/keyset"
 	"github.com/tokensmith/tokensmith/internal/password"
 	"github.com/tokensmith/tokensmith/server/index"
+	"github.com/tokensmith/tokensmith/server/internal/httpx"
 )
 
 // Cheap are argon2id parameters fast enough for unit tests.
@@ -51,6 +54,31 @@ func Digest(purpose, secret string) *credstore.Digest {
 	return &d
 }
 
+// ResourceClients are the clients of the resource endpoints' tests
+// (server/resource, server/revocations): each client's secret is its id
+// followed by "-secret".
+func ResourceClients() []credstore.ClientVerifier {
+	mk := func(id string, grants ...string) credstore.ClientVerifier {
+		return credstore.ClientVerifier{ClientID: id, GrantTypes: grants, Scopes: []string{"read", "write"},
+			Secrets: []credstore.SecretDigests{{ClientSecret: credstore.DigestOf(credstore.PurposeClientSecret, id+"-secret")}}}
+	}
+	return []credstore.ClientVerifier{
+		mk("svc", "client_credentials"),
+		mk("mobile", "password", "refresh_token"),
+		mk("rs", "client_credentials"), // a resource server that only introspects
+		mk("game", "session"),
+	}
+}
+
+// ResourceUsers are the users of the resource endpoints' tests: alice, and
+// bob, disabled when disabled is.
+func ResourceUsers(disabled bool) []credstore.UserVerifier {
+	return []credstore.UserVerifier{
+		{Username: "alice", CredentialGeneration: 1, Scopes: []string{"read", "write"}},
+		{Username: "bob", CredentialGeneration: 1, Disabled: disabled},
+	}
+}
+
 // Snapshot builds a snapshot or fails the test.
 func Snapshot(tb testing.TB, clients []credstore.ClientVerifier, users []credstore.UserVerifier, keys *keyset.Set) *index.Snapshot {
 	tb.Helper()
@@ -59,6 +87,22 @@ func Snapshot(tb testing.TB, clients []credstore.ClientVerifier, users []credsto
 		tb.Fatal(err)
 	}
 	return s
+}
+
+// Deps are a dialect's dependencies in handler tests: snap, issuer and the
+// fixed clock Now.
+func Deps(snap *index.Snapshot, issuer string) httpx.Deps {
+	return httpx.Deps{Snapshot: func() *index.Snapshot { return snap }, Issuer: issuer, Now: func() time.Time { return Now }}
+}
+
+// Mount calls each of mounts (a dialect's Mount methods) on a new router,
+// as server.New does, and returns the router.
+func Mount(mounts ...func(*httpx.Router)) http.Handler {
+	r := mux.NewRouter()
+	for _, m := range mounts {
+		m(httpx.NewRouter(r, nil))
+	}
+	return r
 }
 
 // Response is a recorded answer.

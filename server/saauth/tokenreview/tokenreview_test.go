@@ -2,12 +2,6 @@ package tokenreview_test
 
 import (
 	"context"
-	"crypto"
-	"crypto/rand"
-	"crypto/rsa"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
@@ -21,7 +15,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/tokensmith/tokensmith/internal/testenv"
@@ -143,25 +136,7 @@ func TestTheAPIServerRefuses(t *testing.T) {
 	skipShort(t)
 	ns := namespace(t, cs)
 	good := token(t, cs, ns, audience, nil)
-	var claims map[string]any
-	payload, _ := base64.RawURLEncoding.DecodeString(strings.Split(good, ".")[1])
-	if err := json.Unmarshal(payload, &claims); err != nil {
-		t.Fatal(err)
-	}
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	forged := func(change map[string]any) string {
-		c := map[string]any{}
-		for k, v := range claims {
-			c[k] = v
-		}
-		for k, v := range change {
-			c[k] = v
-		}
-		return sign(t, key, c)
-	}
+	forged := testenv.Forger(t, good)
 	r := tokenreview.New(cs.AuthenticationV1())
 	now := time.Now()
 	for _, tc := range []struct {
@@ -191,23 +166,6 @@ func TestTheAPIServerRefuses(t *testing.T) {
 			}
 		})
 	}
-}
-
-// sign makes an RS256 JWS of claims with key.
-func sign(t *testing.T, key *rsa.PrivateKey, claims map[string]any) string {
-	t.Helper()
-	h, _ := json.Marshal(map[string]string{"alg": "RS256", "kid": "forged"})
-	p, err := json.Marshal(claims)
-	if err != nil {
-		t.Fatal(err)
-	}
-	in := base64.RawURLEncoding.EncodeToString(h) + "." + base64.RawURLEncoding.EncodeToString(p)
-	sum := sha256.Sum256([]byte(in))
-	sig, err := rsa.SignPKCS1v15(rand.Reader, key, crypto.SHA256, sum[:])
-	if err != nil {
-		t.Fatal(err)
-	}
-	return in + "." + base64.RawURLEncoding.EncodeToString(sig)
 }
 
 // refusedWithin deletes something with del after the token was accepted and
@@ -287,17 +245,7 @@ func TestADeletedServiceAccountOrPodIsRefusedWithinTheBound(t *testing.T) {
 // never seen fails closed at once with ReasonUnavailable; once the API
 // server is back, the new token is accepted.
 func TestAnOutage(t *testing.T) {
-	skipShort(t)
-	env, err := testenv.New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	env.ControlPlane.APIServer = &envtest.APIServer{CertDir: t.TempDir()}
-	cfg, err := env.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = env.Stop() })
+	env, cfg := testenv.RestartableForTest(t)
 	c := kubernetes.NewForConfigOrDie(rest.CopyConfig(cfg))
 	ns := namespace(t, c)
 	cached, fresh := token(t, c, ns, audience, nil), token(t, c, ns, audience, nil)
