@@ -25,14 +25,7 @@ import (
 // what the next handshake sees, without a restart. An unusable Secret fails
 // the start with what is wrong.
 func TestRunServesTLSFromASecretAndReloadsIt(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a kube-apiserver")
-	}
-	env, cfg, err := testenv.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = env.Stop() })
+	_, cfg := testenv.ForTest(t)
 	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		t.Fatal(err)
