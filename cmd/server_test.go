@@ -10,7 +10,8 @@ func TestServerFlags(t *testing.T) {
 	testFlags(t, func(t *testing.T, args []string) (*serverFlags, error) {
 		t.Helper()
 		f, o, err := parseServerFlags(args, io.Discard)
-		if err == nil && (o.Namespace != f.namespace || o.Issuer != f.issuer || o.ServiceAccountAudience != f.saAudience || o.ServiceAccountVerdictMaxAge != f.saVerdictMaxAge) {
+		if err == nil && (o.Namespace != f.namespace || o.Issuer != f.issuer || o.ServiceAccountAudience != f.saAudience || o.ServiceAccountVerdictMaxAge != f.saVerdictMaxAge ||
+			o.TLSSecret != f.tlsSecret || o.TLSWait != f.tlsWait) {
 			t.Fatalf("the options %+v do not carry the flags %+v", o, f)
 		}
 		return f, err
@@ -40,6 +41,12 @@ func TestServerFlags(t *testing.T) {
 				t.Fatalf("%+v", f)
 			}
 		}, false},
+		{"serves HTTPS from --tls-secret, and the default issuer says https", []string{"--tls-secret", "tokensmith-tls", "--tls-wait", "5s"}, func(t *testing.T, f *serverFlags) {
+			if f.tlsSecret != "tokensmith-tls" || f.tlsWait != 5*time.Second || f.issuer != "https://tokensmith.auth.svc" {
+				t.Fatalf("%+v", f)
+			}
+		}, false},
+		{"refuses a non-positive TLS wait", []string{"--tls-secret", "t", "--tls-wait", "0s"}, nil, true},
 		{"refuses a verdict age that would break the 60s bound", []string{"--service-account-verdict-max-age", "51s"}, nil, true},
 		{"refuses a verdict age under a second", []string{"--service-account-verdict-max-age", "0s"}, nil, true},
 		{"refuses an unknown session algorithm", []string{"--session-alg", "none"}, nil, true},
